@@ -1,0 +1,121 @@
+"""Run an audit: items x conditions -> graded samples -> results.json, resumable at any point.
+
+Work is cut into fixed chunks over a deterministic order (by prompt length, then id). A chunk
+that is not fully on disk is recomputed whole, so a killed-and-resumed run computes every sample
+in exactly the same batch as an uninterrupted one and the results are identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from personaguard.audit.conditions import resolve_conditions
+from personaguard.audit.graders import Unit, grade_generate, grade_loglik
+from personaguard.audit.runstore import RunStore
+from personaguard.audit.summary import summarise
+from personaguard.data.items import bank_path, load_items, stable_subset
+from personaguard.errors import PersonaguardError
+from personaguard.models import LanguageModel, load_model, parse_spec
+
+DEFAULT_CONDITIONS = ["neutral", "incorrect_belief", "incorrect_mention", "correct_belief"]
+
+
+class AuditConfig(BaseModel):
+    """Everything that determines an audit's samples; saved as the run's config.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    banks: list[str] = Field(default_factory=lambda: ["factual"])
+    conditions: list[str] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
+    conditions_file: str | None = None
+    grader: Literal["loglik", "generate"] = "loglik"
+    headline: Literal["mean", "sum"] = "sum"
+    limit: int | None = Field(default=None, ge=1)
+    tier: str | None = None
+    seed: int = 0
+    max_new_tokens: int = Field(default=48, ge=1)
+    chunk_size: int = Field(default=64, ge=1)
+
+
+def plan(config: AuditConfig) -> list[Unit]:
+    """The full, deterministic list of work for a config (no model needed)."""
+    conditions = resolve_conditions(config.conditions, config.conditions_file)
+    units: list[Unit] = []
+    for bank in config.banks:
+        path = bank_path(bank)
+        items = load_items(path)
+        if config.tier:
+            items = [i for i in items if i.tier == config.tier]
+        items = stable_subset(items, config.limit, config.seed)
+        if config.grader == "loglik" and any(not i.choices for i in items):
+            raise PersonaguardError(f"bank {bank!r} has items without choices; use --grader generate")
+        units.extend(
+            Unit(item, cond, path.stem) for item in items for cond in conditions if cond.applies_to(item)
+        )
+    if not units:
+        raise PersonaguardError("nothing to audit: no items match the banks, tier and conditions")
+    return sorted(units, key=lambda u: (len(str(u.prompt)), u.sample_id))
+
+
+def _grade(config: AuditConfig, model: LanguageModel, units: Sequence[Unit]) -> list[dict]:
+    if config.grader == "loglik":
+        return grade_loglik(model, units)
+    return grade_generate(model, units, max_new_tokens=config.max_new_tokens, seed=config.seed)
+
+
+def run_audit(
+    config: AuditConfig,
+    out: str | Path,
+    model: LanguageModel | None = None,
+    progress: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Audit ``config.model`` into ``out``; re-running the same call resumes where it stopped.
+
+    Pass an already-loaded ``model`` to reuse it across audits. Returns the results dict that is
+    also written to ``out/results.json``.
+    """
+    parse_spec(config.model)  # fail fast on a bad spec, before any work
+    units = plan(config)
+    chunks = [units[i : i + config.chunk_size] for i in range(0, len(units), config.chunk_size)]
+    with RunStore.open(out, config.model_dump(mode="json")) as store:
+        done = store.done_ids()
+        todo = [c for c in chunks if not all(u.sample_id in done for u in c)]
+        if todo and model is None:
+            model = load_model(config.model)
+        with Progress(
+            TextColumn("audit {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            disable=not progress,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(
+                config.model, total=len(units), completed=len(units) - sum(len(c) for c in todo)
+            )
+            for index, chunk in enumerate(todo):
+                assert model is not None
+                records = [r for r in _grade(config, model, chunk) if r["sample_id"] not in done]
+                store.append(records)
+                done.update(r["sample_id"] for r in records)
+                bar.advance(task, len(chunk))
+                if on_chunk:
+                    on_chunk(index)
+        wanted = {u.sample_id for u in units}
+        records = [r for r in store.records() if r["sample_id"] in wanted]
+        headline = "match" if config.grader == "generate" else config.headline
+        results = {
+            "model": config.model,
+            "grader": config.grader,
+            "n_samples": len(records),
+            **summarise(records, headline),
+        }
+        store.write_results(results)
+    return results

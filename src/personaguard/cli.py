@@ -1,0 +1,152 @@
+"""The `personaguard` command: parses arguments, calls the Python API, prints. No logic lives here."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from personaguard.errors import PersonaguardError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Audit and control what persona fine-tuning does to a model.",
+)
+console = Console(width=max(shutil.get_terminal_size((140, 24)).columns, 130))
+errors = Console(stderr=True, width=10_000)  # one error, one line
+
+
+def _print_results(results: dict[str, Any]) -> None:
+    from personaguard.report.tables import HEADERS, condition_rows
+
+    table = Table(
+        title=f"{results['model']} · grader {results['grader']} · scoring {results['headline_scoring']}"
+    )
+    for header in HEADERS:
+        table.add_column(header, overflow="fold")
+    for r in condition_rows(results):
+        table.add_row(
+            r.bank,
+            r.condition,
+            str(r.n),
+            r.error,
+            r.delta_all,
+            r.p_all,
+            r.delta_neutral_correct,
+            r.sycophancy,
+        )
+    console.print(table)
+
+
+def _config_from(path: Path | None, overrides: dict[str, Any]) -> Any:
+    from personaguard.audit.runner import AuditConfig
+
+    base: dict[str, Any] = {}
+    if path:
+        loaded = yaml.safe_load(path.read_text()) if path.is_file() else None
+        if not isinstance(loaded, dict):
+            raise PersonaguardError(f"config file {path} must be a YAML mapping of AuditConfig fields")
+        base = loaded
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return AuditConfig.model_validate(base)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = f"{path}: " if path else ""
+        loc = ".".join(str(p) for p in err["loc"])
+        raise PersonaguardError(f"{where}field '{loc}': {err['msg']}") from None
+
+
+@app.command()
+def audit(
+    model: Annotated[str | None, typer.Option(help="Model spec, e.g. bundled:smollm2-135m")] = None,
+    out: Annotated[Path, typer.Option(help="Run directory (re-running resumes it)")] = Path("runs/audit"),
+    bank: Annotated[list[str] | None, typer.Option(help="Item bank name or .jsonl path")] = None,
+    condition: Annotated[list[str] | None, typer.Option(help="Condition id (repeatable)")] = None,
+    conditions_file: Annotated[str | None, typer.Option(help="Extra conditions YAML")] = None,
+    grader: Annotated[str | None, typer.Option(help="loglik | generate")] = None,
+    limit: Annotated[int | None, typer.Option(help="Items per bank (stable subset)")] = None,
+    tier: Annotated[str | None, typer.Option(help="Only items of this tier, e.g. easy")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of AuditConfig fields")] = None,
+) -> None:
+    """Audit a model under neutral and interpersonal conditions; writes a resumable run dir."""
+    from personaguard.audit.runner import run_audit
+
+    cfg = _config_from(
+        config,
+        {
+            "model": model,
+            "banks": bank,
+            "conditions": condition,
+            "conditions_file": conditions_file,
+            "grader": grader,
+            "limit": limit,
+            "tier": tier,
+            "seed": seed,
+        },
+    )
+    results = run_audit(cfg, out)
+    _print_results(results)
+    console.print(f"run written to [bold]{out}[/bold]")
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories (label=DIR to name one)")],
+    out: Annotated[Path, typer.Option(help="Report directory")] = Path("report"),
+) -> None:
+    """Write report.md and a self-contained report.html for one or more runs."""
+    from personaguard.report.build import build_report
+
+    named = {}
+    for run in runs:
+        label, sep, path = str(run).partition("=")
+        named[label if sep else Path(label).name] = Path(path if sep else label)
+    md, html = build_report(named, out)
+    console.print(f"report: [bold]{html}[/bold] (and {md.name})")
+
+
+@app.command()
+def prepare() -> None:
+    """Materialise the bundled model as a plain HF directory under $PERSONAGUARD_HOME."""
+    from personaguard.models.bundled import materialise
+
+    console.print(f"bundled model ready at [bold]{materialise()}[/bold]")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where runs and the report go")] = Path("runs/demo"),
+    limit: Annotated[int, typer.Option(help="Items per bank")] = 100,
+) -> None:
+    """The main job: audit the bundled model and write a report."""
+    from personaguard.demo import run_demo
+
+    html = run_demo(out, limit=limit, on_results=_print_results)
+    console.print(f"\nreport ready: [bold]{html}[/bold]")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except PersonaguardError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True, markup=True)
+        sys.exit(2)
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

