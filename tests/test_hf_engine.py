@@ -52,29 +52,54 @@ def test_prefix_shared_scoring_matches_naive_reference(bundled_fp32):
     assert [s.n_tokens for s in ours[1]][2] > 1  # a multi-token choice was exercised
 
 
-@pytest.mark.parametrize("fixture", ["bundled_fp32", "bundled"])
-def test_scores_do_not_depend_on_batch_size(fixture, request):
+def factual_prompts(n=48):
+    from personaguard.audit.graders import ANSWER_PREFILL
+    from personaguard.data.items import bank_path, load_items
+
+    items = load_items(bank_path("factual"))[:n]
+    prompts = [
+        [{"role": "user", "content": it.input}, {"role": "assistant", "content": ANSWER_PREFILL}]
+        for it in items
+    ]
+    return prompts + PROMPTS, [[" " + c for c in it.choices] for it in items] + CHOICES
+
+
+@pytest.mark.parametrize(("fixture", "tol"), [("bundled_fp32", 1e-4), ("bundled", 0.0)])
+def test_scores_do_not_depend_on_batch_size_or_neighbours(fixture, tol, request):
     model = request.getfixturevalue(fixture)
-    prompts = PROMPTS * 6  # 18 prompts of three lengths
-    choices = CHOICES * 6
+    prompts, choices = factual_prompts()  # many prompt and choice lengths
     model.batch_size = 1
     one = model.score_choices(prompts, choices)
     model.batch_size = 16
     sixteen = model.score_choices(prompts, choices)
-    # No padding is ever used, so rows differ only by GEMM blocking (fp32: ~1e-6; bf16: exact).
-    for a, b in zip(one, sixteen):
-        assert [s.logprob for s in a] == pytest.approx([s.logprob for s in b], abs=1e-4)
-        assert [s.n_tokens for s in a] == [s.n_tokens for s in b]
+    model.batch_size = 7
+    shuffled = model.score_choices(prompts[::-1], choices[::-1])[::-1]
+    model.batch_size = 16
+    # Row widths depend only on the row, so bf16 is bit-identical and fp32 differs by GEMM blocking.
+    for a, b, c in zip(one, sixteen, shuffled):
+        assert [s.logprob for s in a] == pytest.approx([s.logprob for s in b], abs=tol, rel=0)
+        assert [s.logprob for s in a] == pytest.approx([s.logprob for s in c], abs=tol, rel=0)
 
 
-def test_generation_does_not_depend_on_batch_size(bundled_fp32):
-    prompts = [p[:-1] for p in PROMPTS] * 3
-    bundled_fp32.batch_size = 1
-    one = bundled_fp32.generate(prompts, max_new_tokens=12)
-    bundled_fp32.batch_size = 16
-    many = bundled_fp32.generate(prompts, max_new_tokens=12)
+@pytest.mark.parametrize("fixture", ["bundled_fp32", "bundled"])
+def test_generation_does_not_depend_on_batch_size(fixture, request):
+    model = request.getfixturevalue(fixture)
+    prompts = [p[:-1] for p in factual_prompts(13)[0]]  # left padding within width buckets
+    model.batch_size = 1
+    one = model.generate(prompts, max_new_tokens=12)
+    model.batch_size = 16
+    many = model.generate(prompts, max_new_tokens=12)
     assert one == many
-    assert "Canberra" in one[0]
+    assert "Canberra" in one[-3]
+
+
+def test_activations_do_not_depend_on_batch_size(bundled):
+    chats = [p[:-1] for p in factual_prompts(24)[0]]
+    bundled.batch_size = 1
+    one = bundled.activations(chats, layers=[5, 20], span="prompt_avg")
+    bundled.batch_size = 16
+    many = bundled.activations(chats, layers=[5, 20], span="prompt_avg")
+    assert torch.equal(one, many)
 
 
 def test_sampling_is_seeded_per_prompt(bundled):
