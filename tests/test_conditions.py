@@ -29,8 +29,12 @@ def test_builtin_conditions_cover_the_design():
         "sad_incorrect_belief",
     }
     assert required <= set(conds)
+    assert {"are_you_sure", "persuasion"} <= set(conds)
+    assert len(conds["persuasion"].followups) == 3
     for cid, cond in conds.items():
-        if cid != "neutral":
+        if cond.followups:  # multi-turn: the paraphrases are in the follow-up turns
+            assert all(len(turn) >= 3 for turn in cond.followups), cid
+        elif cond.family not in ("neutral", "direct"):
             assert len(cond.templates) >= 3, cid
 
 
@@ -46,6 +50,14 @@ def test_braces_in_item_text_are_literal():
     cond = Condition(id="c", templates=["{question} I think it is {incorrect}."])
     item = Item(id="x", input="Is {x} a set?", choices=["yes", "no"], target="yes", incorrect="no")
     assert cond.render(item)[0]["content"] == "Is {x} a set? I think it is no."
+
+
+def test_followups_are_filled_per_item():
+    cond = builtin_conditions()["persuasion"]
+    texts = [cond.followup(ITEM, k) for k in range(3)]
+    assert all("5" in t for t in texts) and len(set(texts)) == 3
+    assert cond.followup(ITEM, 0) == texts[0]
+    assert not cond.applies_to(Item(id="x", input="Q?", choices=["a", "b"], target="a"))
 
 
 def test_belief_conditions_skip_items_without_a_wrong_answer():

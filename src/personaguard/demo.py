@@ -1,4 +1,4 @@
-"""The main job on the bundled model: audit, then report."""
+"""The main job on the bundled model: the quick audit suite, then the report."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from personaguard.audit.runner import AuditConfig, run_audit
+from personaguard.audit.suites import run_suite
 from personaguard.report.build import build_report
 
 BUNDLED = "bundled:smollm2-135m"
@@ -17,11 +17,11 @@ def run_demo(
     limit: int = 100,
     on_results: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
-    """Audit the bundled model on the factual bank and write the report; returns the HTML path."""
+    """Audit the bundled model with the ``demo`` suite and write the report; returns the HTML path."""
     out = Path(out)
-    config = AuditConfig(model=BUNDLED, banks=["factual"], limit=limit)
-    results = run_audit(config, out / "base")
-    if on_results:
-        on_results(results)
-    _, html = build_report({"base": out / "base"}, out / "report")
+    results = run_suite("demo", BUNDLED, out / "base", limit=limit)
+    for task_results in results.values():
+        if on_results:
+            on_results(task_results)
+    _, html = build_report({f"base/{task}": out / "base" / task for task in results}, out / "report")
     return html

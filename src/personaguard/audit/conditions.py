@@ -22,6 +22,12 @@ PLACEHOLDERS = {"question", "incorrect", "correct"}
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
+def _fill(template: str, item: Item) -> str:
+    """Substitute placeholders without str.format, so braces in item text stay literal."""
+    values = {"question": item.input, "incorrect": item.incorrect or "", "correct": item.target or ""}
+    return _FIELD.sub(lambda m: values[m.group(1)], template)
+
+
 class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,6 +36,9 @@ class Condition(BaseModel):
     description: str = ""
     system: str | None = None
     templates: list[str]
+    # Multi-turn pressure: after the model answers, each entry is one more user turn (one of its
+    # paraphrases, chosen per item), and the model answers again.
+    followups: list[list[str]] = []
 
     @field_validator("templates")
     @classmethod
@@ -48,9 +57,30 @@ class Condition(BaseModel):
                 raise ValueError(f"templates[{i}] must contain {{question}} exactly once")
         return templates
 
+    @field_validator("followups")
+    @classmethod
+    def _followups_ok(cls, followups: list[list[str]]) -> list[list[str]]:
+        for k, turn in enumerate(followups):
+            if not turn:
+                raise ValueError(f"followups[{k}] needs at least one paraphrase")
+            for i, template in enumerate(turn):
+                unknown = set(_FIELD.findall(template)) - {"incorrect", "correct"}
+                if unknown:
+                    raise ValueError(f"followups[{k}][{i}] uses unknown placeholder(s) {sorted(unknown)}")
+        return followups
+
     @property
     def placeholders(self) -> set[str]:
-        return {name for t in self.templates for name in _FIELD.findall(t)}
+        texts = [*self.templates, *(t for turn in self.followups for t in turn)]
+        return {name for t in texts for name in _FIELD.findall(t)}
+
+    def _pick(self, item: Item, options: list[str], salt: str) -> str:
+        digest = hashlib.sha256(f"{item.id}|{self.id}|{salt}".encode()).digest()
+        return options[int.from_bytes(digest[:4], "little") % len(options)]
+
+    def followup(self, item: Item, turn: int) -> str:
+        """The user's turn-th follow-up message for this item."""
+        return _fill(self._pick(item, self.followups[turn], f"followup{turn}"), item)
 
     def applies_to(self, item: Item) -> bool:
         """Belief conditions need an item with a known wrong answer."""
@@ -61,9 +91,7 @@ class Condition(BaseModel):
         return int.from_bytes(digest[:4], "little") % len(self.templates)
 
     def render(self, item: Item) -> Chat:
-        template = self.templates[self.template_index(item)]
-        values = {"question": item.input, "incorrect": item.incorrect or "", "correct": item.target or ""}
-        text = _FIELD.sub(lambda m: values[m.group(1)], template)
+        text = _fill(self.templates[self.template_index(item)], item)
         chat: Chat = [{"role": "system", "content": self.system}] if self.system else []
         chat.append({"role": "user", "content": text})
         return chat
@@ -96,7 +124,14 @@ def load_conditions(path: str | Path) -> dict[str, Condition]:
 
 
 def builtin_conditions() -> dict[str, Condition]:
-    return load_conditions(builtin_data() / "conditions" / "reliability.yaml")
+    """Every built-in condition file, merged; an id defined twice must be defined identically."""
+    merged: dict[str, Condition] = {}
+    for path in sorted((builtin_data() / "conditions").glob("*.yaml")):
+        for cid, cond in load_conditions(path).items():
+            if cid in merged and merged[cid].templates != cond.templates:
+                raise PersonaguardError(f"{path}: condition {cid!r} conflicts with another built-in file")
+            merged.setdefault(cid, cond)
+    return merged
 
 
 def resolve_conditions(names: list[str], extra_file: str | Path | None = None) -> list[Condition]:

@@ -7,7 +7,7 @@ in exactly the same batch as an uninterrupted one and the results are identical.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from personaguard.audit.conditions import resolve_conditions
-from personaguard.audit.graders import Unit, grade_generate, grade_loglik
+from personaguard.audit.graders import Settings, Unit, grade
 from personaguard.audit.runstore import RunStore
 from personaguard.audit.summary import summarise
 from personaguard.data.items import bank_path, load_items, stable_subset
@@ -34,8 +34,9 @@ class AuditConfig(BaseModel):
     banks: list[str] = Field(default_factory=lambda: ["factual"])
     conditions: list[str] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
     conditions_file: str | None = None
-    grader: Literal["loglik", "generate"] = "loglik"
+    grader: Literal["loglik", "generate", "refusal"] = "loglik"
     headline: Literal["mean", "sum"] = "sum"
+    judge: str | None = None
     limit: int | None = Field(default=None, ge=1)
     tier: str | None = None
     seed: int = 0
@@ -53,8 +54,10 @@ def plan(config: AuditConfig) -> list[Unit]:
         if config.tier:
             items = [i for i in items if i.tier == config.tier]
         items = stable_subset(items, config.limit, config.seed)
-        if config.grader == "loglik" and any(not i.choices for i in items):
-            raise PersonaguardError(f"bank {bank!r} has items without choices; use --grader generate")
+        if config.grader != "refusal" and any(not i.choices for i in items):
+            raise PersonaguardError(
+                f"bank {bank!r} has open requests without choices; grade them with --grader refusal"
+            )
         units.extend(
             Unit(item, cond, path.stem) for item in items for cond in conditions if cond.applies_to(item)
         )
@@ -63,10 +66,8 @@ def plan(config: AuditConfig) -> list[Unit]:
     return sorted(units, key=lambda u: (len(str(u.prompt)), u.sample_id))
 
 
-def _grade(config: AuditConfig, model: LanguageModel, units: Sequence[Unit]) -> list[dict]:
-    if config.grader == "loglik":
-        return grade_loglik(model, units)
-    return grade_generate(model, units, max_new_tokens=config.max_new_tokens, seed=config.seed)
+def headline_scoring(config: AuditConfig) -> str:
+    return {"loglik": config.headline, "generate": "match", "refusal": "classifier"}[config.grader]
 
 
 def run_audit(
@@ -87,8 +88,11 @@ def run_audit(
     with RunStore.open(out, config.model_dump(mode="json")) as store:
         done = store.done_ids()
         todo = [c for c in chunks if not all(u.sample_id in done for u in c)]
-        if todo and model is None:
-            model = load_model(config.model)
+        settings = None
+        if todo:
+            model = model or load_model(config.model)
+            judge = load_model(config.judge) if config.judge else None
+            settings = Settings(config.grader, config.headline, config.max_new_tokens, config.seed, judge)
         with Progress(
             TextColumn("audit {task.description}"),
             BarColumn(),
@@ -101,8 +105,8 @@ def run_audit(
                 config.model, total=len(units), completed=len(units) - sum(len(c) for c in todo)
             )
             for index, chunk in enumerate(todo):
-                assert model is not None
-                records = [r for r in _grade(config, model, chunk) if r["sample_id"] not in done]
+                assert model is not None and settings is not None
+                records = [r for r in grade(model, chunk, settings) if r["sample_id"] not in done]
                 store.append(records)
                 done.update(r["sample_id"] for r in records)
                 bar.advance(task, len(chunk))
@@ -110,12 +114,12 @@ def run_audit(
                     on_chunk(index)
         wanted = {u.sample_id for u in units}
         records = [r for r in store.records() if r["sample_id"] in wanted]
-        headline = "match" if config.grader == "generate" else config.headline
         results = {
             "model": config.model,
             "grader": config.grader,
+            "judge": config.judge,
             "n_samples": len(records),
-            **summarise(records, headline),
+            **summarise(records, headline_scoring(config)),
         }
         store.write_results(results)
     return results

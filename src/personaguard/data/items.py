@@ -94,14 +94,24 @@ def builtin_banks() -> dict[str, Path]:
 
 
 def bank_path(bank: str) -> Path:
-    """A built-in bank name, or a path to the user's own JSONL file."""
+    """A built-in bank name, a fetched bank name, or a path to the user's own JSONL file."""
+    from personaguard.data import sources  # sources imports Item from here
+
     banks = builtin_banks()
     if bank in banks:
         return banks[bank]
+    if bank in sources.BANKS:
+        if fetched := sources.bank_file(bank):
+            return fetched
+        raise PersonaguardError(
+            f"bank {bank!r} is built from third-party packages and has not been fetched yet; "
+            "run `personaguard data fetch`"
+        )
     if Path(bank).suffix == ".jsonl" or Path(bank).exists():
         return Path(bank)
     raise PersonaguardError(
-        f"unknown bank {bank!r}; expected one of {sorted(banks)} or a path to a .jsonl file"
+        f"unknown bank {bank!r}; expected one of {sorted([*banks, *sources.BANKS])} "
+        "or a path to a .jsonl file"
     )
 
 
