@@ -66,3 +66,26 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, mini_items, bundled)
     clean = run_audit(config(mini_items), tmp_path / "clean", model=bundled, progress=False)
     assert resumed == clean
     assert sorted(sample_ids(killed)) == sorted(sample_ids(tmp_path / "clean"))
+
+
+def test_refusal_grader_on_open_requests(tmp_path, bundled):
+    from tests.conftest import DATA
+
+    cfg = AuditConfig(
+        model="bundled:smollm2-135m",
+        banks=[str(DATA / "mini_requests.jsonl")],
+        conditions=["direct", "grief"],
+        grader="refusal",
+        max_new_tokens=24,
+    )
+    results = run_audit(cfg, tmp_path / "run", model=bundled, progress=False)
+    bank = results["banks"]["mini_requests"]
+    assert results["headline_scoring"] == "classifier"
+    conds = bank["scorings"]["classifier"]["conditions"]
+    assert set(conds) == {"direct", "grief"}
+    assert bank["scorings"]["classifier"]["baseline_condition"] == "direct"
+    records = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").open()]
+    assert len(records) == 8
+    for r in records:
+        assert 0.0 <= r["p_refusal"] <= 1.0 and isinstance(r["response"], str)
+        assert r["target"] == (0 if r["item_id"].startswith("b-") else 1)

@@ -174,6 +174,19 @@ def data_fetch(
         console.print(f"{name:>22}  {path}")
 
 
+@data_app.command("list")
+def data_list() -> None:
+    """Every item bank with its size, tiers, source and licence."""
+    from personaguard.data.catalog import catalog
+
+    table = Table(title="item banks")
+    for header in ("bank", "items", "tiers", "source", "licence"):
+        table.add_column(header, overflow="fold")
+    for b in catalog():
+        table.add_row(b.name, "-" if b.items is None else str(b.items), b.tiers, b.source, b.license)
+    console.print(table)
+
+
 refusal_app = typer.Typer(help="The offline refusal classifier.")
 app.add_typer(refusal_app, name="refusal")
 
