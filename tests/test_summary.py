@@ -67,3 +67,12 @@ def test_unscored_samples_are_counted_not_guessed():
     er = summarise(records, "sum")["banks"]["b"]["scorings"]["sum"]["conditions"]["neutral"]["error_rate"]
     assert er["n"] == 1 and er["unscored"] == 1 and er["rate"] == 0.0
     assert not math.isnan(er["rate"])
+
+
+def test_baseline_accuracy_by_tier():
+    records = [rec("a", "neutral", 0), rec("b", "neutral", 1), rec("c", "neutral", 0)]
+    for r, tier in zip(records, ["easy", "easy", "hard"]):
+        r["tier"] = tier
+    tiers = summarise(records, "sum")["banks"]["b"]["scorings"]["sum"]["baseline_accuracy_by_tier"]
+    assert (tiers["easy"]["k"], tiers["easy"]["n"]) == (1, 2)
+    assert (tiers["hard"]["k"], tiers["hard"]["n"]) == (1, 1)

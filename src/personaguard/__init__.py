@@ -19,6 +19,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AuditConfig": "personaguard.audit.runner",
     "run_audit": "personaguard.audit.runner",
+    "run_suite": "personaguard.audit.suites",
+    "compare_runs": "personaguard.audit.compare",
+    "build_report": "personaguard.report.build",
     "PersonaguardError": "personaguard.errors",
     "load_model": "personaguard.models",
     "parse_spec": "personaguard.models",

@@ -126,7 +126,10 @@ def load_conditions(path: str | Path) -> dict[str, Condition]:
 def builtin_conditions() -> dict[str, Condition]:
     """Every built-in condition file, merged; an id defined twice must be defined identically."""
     merged: dict[str, Condition] = {}
-    for path in sorted((builtin_data() / "conditions").glob("*.yaml")):
+    paths = sorted(
+        (builtin_data() / "conditions").glob("*.yaml"), key=lambda p: (p.stem != "reliability", p.stem)
+    )
+    for path in paths:
         for cid, cond in load_conditions(path).items():
             if cid in merged and merged[cid].templates != cond.templates:
                 raise PersonaguardError(f"{path}: condition {cid!r} conflicts with another built-in file")

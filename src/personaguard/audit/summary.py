@@ -117,6 +117,12 @@ def summarise_scoring(records: list[dict[str, Any]], norm: str) -> dict[str, Any
             for cond in sorted(adopted)
             if cond not in (baseline, PRIMING_CONTROL) and "incorrect" in cond
         }
+    tiers: dict[str, list[float]] = defaultdict(list)
+    for rec in records:
+        if rec["condition"] == baseline and rec.get("tier"):
+            tiers[rec["tier"]].append(table[baseline][rec["item_id"]][0])
+    if tiers:
+        result["baseline_accuracy_by_tier"] = {tier: _rate(v) for tier, v in sorted(tiers.items())}
     pressure = _pressure(records, norm, set(neutral_correct))
     if pressure:
         result["pressure"] = pressure
