@@ -62,13 +62,11 @@ def test_empty_choice(tmp_path):
     assert_one_line_error(proc, f"{bad}:1", "choices[1] is empty")
 
 
-@pytest.mark.slow
-def test_unreachable_endpoint(tmp_path, mini_items):
-    url = f"http://127.0.0.1:{free_port()}/v1"
-    proc = run_cli(
+def audit_endpoint(spec, tmp_path, mini_items, env=None):
+    return run_cli(
         "audit",
         "--model",
-        f"openai:m@{url}#retries=1",
+        spec,
         "--grader",
         "generate",
         "--bank",
@@ -77,7 +75,14 @@ def test_unreachable_endpoint(tmp_path, mini_items):
         "1",
         "--out",
         str(tmp_path / "run"),
+        env=env,
     )
+
+
+@pytest.mark.slow
+def test_unreachable_endpoint(tmp_path, mini_items):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    proc = audit_endpoint(f"openai:m@{url}#retries=1", tmp_path, mini_items)
     assert_one_line_error(proc, "cannot reach endpoint", url)
 
 
@@ -85,19 +90,8 @@ def test_unreachable_endpoint(tmp_path, mini_items):
 def test_rejected_key(tmp_path, mini_items):
     stub = Stub([(401, {"error": "invalid key"})])
     try:
-        proc = run_cli(
-            "audit",
-            "--model",
-            f"openai:m@{stub.url}",
-            "--grader",
-            "generate",
-            "--bank",
-            str(mini_items),
-            "--limit",
-            "1",
-            "--out",
-            str(tmp_path / "run"),
-            env={"OPENAI_API_KEY": "sk-not-valid"},
+        proc = audit_endpoint(
+            f"openai:m@{stub.url}", tmp_path, mini_items, env={"OPENAI_API_KEY": "sk-not-valid"}
         )
     finally:
         stub.close()

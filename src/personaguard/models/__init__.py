@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from personaguard.errors import PersonaguardError
@@ -37,6 +38,16 @@ def resolve_local_path(spec: ModelSpec) -> str:
 def load_model(spec: str | ModelSpec) -> LanguageModel:
     """Load any model personaguard supports; ``hf``/``bundled`` specs give an ``HFModel``."""
     parsed = parse_spec(spec)
+    persona = parsed.option("persona")
+    if persona:
+        from personaguard.models.persona_prompted import PersonaPrompted
+        from personaguard.persona.definitions import load_persona
+
+        prompt = load_persona(persona).system_prompt  # a bad persona fails before any loading
+        inner = load_model(
+            replace(parsed, options={k: v for k, v in parsed.options.items() if k != "persona"})
+        )
+        return PersonaPrompted(inner, prompt, str(parsed))
     if parsed.scheme == "openai":
         from personaguard.models.openai_compat import OpenAIModel
 

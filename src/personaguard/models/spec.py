@@ -26,6 +26,7 @@ OPTIONS = {
     "timeout": "seconds per request (openai)",
     "retries": "retries on 429, 5xx, timeouts and connection errors (openai; default 5)",
     "api_key_env": "name of the environment variable holding the key (openai; default OPENAI_API_KEY)",
+    "persona": "a persona (warm, cold, low_agreeableness, warm_but_firm or a YAML path) as system prompt",
     "tokenizer": "HF tokenizer id/path used to render chat prompts for /v1/completions scoring (openai)",
 }
 

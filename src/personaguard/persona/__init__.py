@@ -1,0 +1,1 @@
+"""Personas: warm, cold, low-agreeableness and warm-but-firm, defined as data."""
