@@ -2,9 +2,10 @@
 
 No refusal model with weights ships on the package registries, and keyword detectors misjudge
 modern refusals (garak #1413) and answers that merely mention "illegal". So personaguard trains
-a TF-IDF + logistic-regression model on ``data/builtin/refusal/labelled_responses.jsonl`` at first
-use (deterministic, well under a second) and reports its agreement with PyRIT's human-labelled
-refusal rows (``personaguard refusal validate``).
+a TF-IDF + logistic-regression model at first use (deterministic, a few seconds) on the project's
+own labelled responses: ``data/builtin/refusal/labelled_responses.jsonl``, plus every reply of the
+paired persona seed set (refusal-type rows decline in all five styles; the rest comply). It
+reports its agreement with PyRIT's human-labelled refusal rows (``personaguard refusal validate``).
 """
 
 from __future__ import annotations
@@ -67,9 +68,26 @@ def train(texts: Sequence[str], labels: Sequence[int]) -> RefusalClassifier:
     return RefusalClassifier(model)
 
 
+SEED_REPLY_FIELDS = ("assistant", "warm", "cold", "warm_but_firm", "la_assistant")
+
+
+def seed_examples() -> tuple[list[str], list[int]]:
+    """Replies of the persona seed set, labelled by their row's query type."""
+    from personaguard.persona.dataset import seed_rows
+
+    texts, labels = [], []
+    for row in seed_rows():
+        for field in SEED_REPLY_FIELDS:
+            texts.append(row[field])
+            labels.append(LABELS.index("refusal" if row["query_type"] == "refusal" else "compliance"))
+    return texts, labels
+
+
 @lru_cache(maxsize=1)
 def refusal_classifier() -> RefusalClassifier:
-    return train(*load_labelled())
+    texts, labels = load_labelled()
+    seed_texts, seed_labels = seed_examples()
+    return train(texts + seed_texts, labels + seed_labels)
 
 
 def agreement(predicted: Sequence[int], truth: Sequence[int]) -> dict[str, float]:
