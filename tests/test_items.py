@@ -55,3 +55,8 @@ def test_builtin_banks_are_valid():
     assert banks, "no built-in banks found"
     for path in banks.values():
         assert load_items(path)
+
+
+def test_over_refusal_items_expect_compliance():
+    items = load_items(builtin_banks()["over_refusal"])
+    assert len(items) >= 300 and all(it.target == "compliance" for it in items)
