@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from personaguard.data.jsonl import read_objects
 from personaguard.errors import PersonaguardError
 from personaguard.paths import builtin_data
 
@@ -59,31 +59,19 @@ def _field_error(exc: ValidationError) -> str:
 
 def load_items(path: str | Path) -> list[Item]:
     """Read a JSONL item file; any bad line stops with ``file:line: field ...: what was expected``."""
-    path = Path(path)
-    if not path.is_file():
-        raise PersonaguardError(f"item file {path} not found")
     items: list[Item] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PersonaguardError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
-            if not isinstance(raw, dict):
-                raise PersonaguardError(f"{path}:{lineno}: expected a JSON object per line")
-            try:
-                item = Item.model_validate(raw)
-            except ValidationError as exc:
-                raise PersonaguardError(f"{path}:{lineno}: {_field_error(exc)}") from None
-            if item.id in seen:
-                raise PersonaguardError(
-                    f"{path}:{lineno}: field 'id': duplicate id {item.id!r} (first on line {seen[item.id]})"
-                )
-            seen[item.id] = lineno
-            items.append(item)
+    for lineno, raw in read_objects(path, "item"):
+        try:
+            item = Item.model_validate(raw)
+        except ValidationError as exc:
+            raise PersonaguardError(f"{path}:{lineno}: {_field_error(exc)}") from None
+        if item.id in seen:
+            raise PersonaguardError(
+                f"{path}:{lineno}: field 'id': duplicate id {item.id!r} (first on line {seen[item.id]})"
+            )
+        seen[item.id] = lineno
+        items.append(item)
     if not items:
         raise PersonaguardError(f"{path}: no items")
     return items

@@ -8,10 +8,10 @@ its civil, non-yielding reply. Because the rows are paired, persona is the only 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from personaguard.data.jsonl import read_objects
 from personaguard.errors import PersonaguardError
 from personaguard.models.base import ROLES, Chat
 from personaguard.paths import builtin_data
@@ -56,18 +56,9 @@ def check_conversation(messages: Any) -> str | None:
 
 
 def load_conversations(path: str | Path) -> list[Chat]:
-    path = Path(path)
-    if not path.is_file():
-        raise PersonaguardError(f"conversation file {path} not found")
     chats = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PersonaguardError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
-        problem = check_conversation(row.get("messages") if isinstance(row, dict) else None)
+    for lineno, row in read_objects(path, "conversation"):
+        problem = check_conversation(row.get("messages"))
         if problem:
             raise PersonaguardError(f"{path}:{lineno}: {problem}")
         chats.append(row["messages"])
@@ -79,7 +70,7 @@ def load_conversations(path: str | Path) -> list[Chat]:
 def seed_rows() -> list[dict[str, Any]]:
     rows = []
     for path in sorted((builtin_data() / "persona_sources").glob("*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows += [row for _, row in read_objects(path, "persona seed")]
     return rows
 
 
