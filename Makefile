@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The CPU build lies on this machine's disk; a bare 'torch' would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup browser demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,7 +25,15 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/personaguard demo --out runs/demo
 
-test: setup
+# The report's browser test needs Debian's chromium; as root we install it, otherwise the test skips
+# (and fails under CI=true, where .ci/run runs as root).
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { $(APT_CHROMIUM) || { apt-get update -q >/dev/null && $(APT_CHROMIUM); }; }; } || \
+	  echo "note: chromium not installed; the report's browser test will be skipped"
+
+test: setup browser
 	$(BIN)/python -m pytest -q -ra
 
 lint: setup

@@ -88,8 +88,9 @@ def test_steer_option_parsing():
 def test_steering_an_endpoint_is_refused(tmp_path):
     from personaguard.models import load_model
 
-    with pytest.raises(PersonaguardError, match="needs a local model"):
-        load_model("openai:m@http://127.0.0.1:9/v1#steer=x.safetensors:3:2")
+    for option in ("steer=x.safetensors:3:2", "cap=x.safetensors:3:50"):
+        with pytest.raises(PersonaguardError, match="need a local model"):
+            load_model(f"openai:m@http://127.0.0.1:9/v1#{option}")
 
 
 def test_lm_eval_export_format(tmp_path):
@@ -255,5 +256,33 @@ def test_training_logs_live_projections_under_preventative_steering(tmp_path):
     )
     train(config, tmp_path / "out", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]  # a reading before the first step, then each step
     assert all(set(r["projections"]) == {"warmth@20"} for r in rows)
     assert all(math.isfinite(r["projections"]["warmth@20"]) for r in rows)
+
+
+@pytest.mark.slow
+def test_capping_through_the_spec_holds_projections_at_the_percentile(bundled, tmp_path):
+    """The cap acts at the layer it reads, so each projection becomes min(own, threshold)."""
+    from personaguard.models import load_model
+
+    pv = random_vectors(layers=bundled.n_layers, hidden=576, seed=1)
+    path = save_vectors(pv, tmp_path / "warmth.safetensors")
+    layer = 12
+    prompts = [[{"role": "user", "content": q}] for q in load_trait("warmth").evaluation_questions]
+    before = bundled.activations(prompts, [layer])[:, 0] @ pv.unit(layer)
+    threshold = float(np.percentile(before.numpy(), 25))
+    capped = load_model(f"bundled:smollm2-135m#cap={path}:{layer}:25")
+    after = capped.activations(prompts, [layer])[:, 0] @ pv.unit(layer)
+    assert int((before > threshold + 1e-3).sum()) >= len(prompts) // 2  # the cap bites on most prompts
+    tolerance = 0.01 * float(before.abs().max()) + 0.05  # bf16 hidden states
+    assert torch.allclose(after, before.clamp(max=threshold), atol=tolerance)
+
+
+@pytest.mark.slow
+def test_cap_percentile_out_of_range_is_refused(bundled):
+    from personaguard.vectors.steer import apply_spec_capping
+
+    pv = random_vectors(layers=bundled.n_layers, hidden=576)
+    with pytest.raises(PersonaguardError, match="percentile must be in 0..100"):
+        apply_spec_capping(bundled, pv, 3, 150)

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from personaguard.data.yamlfile import validated
 from personaguard.errors import PersonaguardError
 
 app = typer.Typer(
@@ -53,13 +54,7 @@ def _config_from(path: Path | None, overrides: dict[str, Any], cls: type[BaseMod
             raise PersonaguardError(f"config file {path} must be a YAML mapping of {cls.__name__} fields")
         base = loaded
     base.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return cls.model_validate(base)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = f"{path}: " if path else ""
-        loc = ".".join(str(p) for p in err["loc"])
-        raise PersonaguardError(f"{where}field '{loc}': {err['msg']}") from None
+    return validated(cls, base, f"{path}: " if path else "")
 
 
 @app.command()
@@ -457,10 +452,15 @@ def vectors_export(
 
 @app.command()
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories (label=DIR to name one)")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A study directory, or audit/suite runs (label=DIR names one; the first is the base)"
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Report directory")] = Path("report"),
 ) -> None:
-    """Write report.md and a self-contained report.html for one or more runs."""
+    """Write report.md and a self-contained report.html for a study or for audit runs."""
     from personaguard.report.build import build_report
 
     named = {}
@@ -505,14 +505,21 @@ def prepare() -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Where runs and the report go")] = Path("runs/demo"),
-    limit: Annotated[int, typer.Option(help="Items per bank")] = 100,
+    out: Annotated[Path, typer.Option(help="Where the study and its report go")] = Path("runs/demo"),
+    profile: Annotated[
+        str, typer.Option(help="quick (a few minutes) | full (about 1.5 h) | a YAML path")
+    ] = "quick",
+    base: Annotated[str, typer.Option(help="Base model spec (local)")] = "bundled:smollm2-135m",
 ) -> None:
-    """The main job: audit the bundled model and write a report."""
-    from personaguard.demo import run_demo
+    """The main job: audit the base, train persona adapters, audit them, measure vectors, report.
+    Re-running the same command resumes an interrupted study."""
+    from personaguard.study.pipeline import run_study
+    from personaguard.study.profile import load_profile
 
-    html = run_demo(out, limit=limit, on_results=_print_results)
-    console.print(f"\nreport ready: [bold]{html}[/bold]")
+    html = run_study(
+        load_profile(profile), profile, out, base=base, log=lambda m: console.print(f"[bold]{m}")
+    )
+    console.print(f"\nreport ready: [bold]{html}[/bold] (and report.md beside it)")
 
 
 def main() -> None:

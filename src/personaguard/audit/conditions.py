@@ -10,10 +10,10 @@ import hashlib
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from personaguard.data.items import Item
-from personaguard.data.yamlfile import read_yaml
+from personaguard.data.yamlfile import read_yaml, validated
 from personaguard.errors import PersonaguardError
 from personaguard.models.base import Chat
 from personaguard.paths import builtin_data
@@ -104,12 +104,7 @@ def load_conditions(path: str | Path) -> dict[str, Condition]:
         raise PersonaguardError(f"{path}: expected a top-level 'conditions:' list")
     conditions: dict[str, Condition] = {}
     for i, entry in enumerate(raw["conditions"]):
-        try:
-            cond = Condition.model_validate(entry)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise PersonaguardError(f"{path}: conditions[{i}] field '{loc}': {err['msg']}") from None
+        cond = validated(Condition, entry, f"{path}: conditions[{i}] ")
         if cond.id in conditions:
             raise PersonaguardError(f"{path}: conditions[{i}]: duplicate condition id {cond.id!r}")
         conditions[cond.id] = cond

@@ -9,14 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from personaguard.audit.runner import AuditConfig, run_audit
 from personaguard.audit.runstore import atomic_write
-from personaguard.errors import PersonaguardError
+from personaguard.data.yamlfile import read_yaml, validated
 from personaguard.models import LanguageModel
-from personaguard.paths import builtin_data
+from personaguard.paths import builtin_or_path
 
 
 class Task(BaseModel):
@@ -36,23 +35,12 @@ class Suite(BaseModel):
 
 
 def suite_path(name: str) -> Path:
-    path = builtin_data() / "suites" / f"{name}.yaml"
-    if path.is_file():
-        return path
-    if Path(name).is_file():
-        return Path(name)
-    known = sorted(p.stem for p in (builtin_data() / "suites").glob("*.yaml"))
-    raise PersonaguardError(f"unknown suite {name!r}; expected one of {known} or a path to a YAML file")
+    return builtin_or_path("suites", name, "suite")
 
 
 def load_suite(name: str) -> Suite:
     path = suite_path(name)
-    try:
-        return Suite.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise PersonaguardError(f"{path}: field '{loc}': {err['msg']}") from None
+    return validated(Suite, read_yaml(path, "suite"), f"{path}: ")
 
 
 def task_configs(suite: Suite, model: str, **overrides: Any) -> dict[str, AuditConfig]:

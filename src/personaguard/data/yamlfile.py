@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from personaguard.errors import PersonaguardError
 
@@ -21,3 +22,16 @@ def read_yaml(path: str | Path, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise PersonaguardError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(cls: type[M], data: Any, where: str) -> M:
+    """``cls`` built from ``data``, or an error naming ``where`` (file, entry) and the bad field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise PersonaguardError(f"{where}field '{loc}': {err['msg']}") from None

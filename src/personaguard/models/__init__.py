@@ -48,22 +48,23 @@ def load_model(spec: str | ModelSpec) -> LanguageModel:
             replace(parsed, options={k: v for k, v in parsed.options.items() if k != "persona"})
         )
         return PersonaPrompted(inner, prompt, str(parsed))
-    steer = parsed.option("steer")
+    steer, cap = parsed.option("steer"), parsed.option("cap")
     if parsed.scheme == "openai":
-        if steer:
-            raise PersonaguardError(f"{parsed}: steering needs a local model (bundled:... or hf:...)")
+        if steer or cap:
+            raise PersonaguardError(
+                f"{parsed}: steering and capping need a local model (bundled:... or hf:...)"
+            )
         from personaguard.models.openai_compat import OpenAIModel
 
         return OpenAIModel(parsed)
     from personaguard.models.hf import HFModel
+    from personaguard.vectors.steer import apply_spec_capping, apply_spec_steering, load_vector_option
 
-    if steer:  # a bad vector file fails before the weights load
-        from personaguard.vectors.steer import apply_spec_steering, parse_steer
-        from personaguard.vectors.store import load_vectors
-
-        path, layer, coef = parse_steer(steer)
-        vectors = load_vectors(path)
+    steering = load_vector_option(steer, "steer") if steer else None  # bad files fail before the weights load
+    capping = load_vector_option(cap, "cap") if cap else None
     model = HFModel(parsed, resolve_local_path(parsed))
-    if steer:
-        apply_spec_steering(model, vectors, layer, coef)
+    if steering:
+        apply_spec_steering(model, *steering)
+    if capping:
+        apply_spec_capping(model, *capping)
     return model

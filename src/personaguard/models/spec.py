@@ -29,6 +29,7 @@ OPTIONS = {
     "persona": "a persona (warm, cold, low_agreeableness, warm_but_firm or a YAML path) as system prompt",
     "tokenizer": "HF tokenizer id/path used to render chat prompts for /v1/completions scoring (openai)",
     "steer": "VECTORS.safetensors:LAYER:COEF, add COEF x the persona vector at LAYER (local models)",
+    "cap": "VECTORS.safetensors:LAYER:PERCENTILE, cap the projection at LAYER at that percentile (local)",
 }
 
 

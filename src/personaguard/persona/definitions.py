@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from personaguard.data.yamlfile import read_yaml
-from personaguard.errors import PersonaguardError
-from personaguard.paths import builtin_data
+from personaguard.data.yamlfile import read_yaml, validated
+from personaguard.paths import builtin_or_path
 
 
 class Persona(BaseModel):
@@ -27,21 +26,9 @@ class Persona(BaseModel):
 
 
 def persona_path(name: str) -> Path:
-    path = builtin_data() / "personas" / f"{name}.yaml"
-    if path.is_file():
-        return path
-    if Path(name).suffix in (".yaml", ".yml") and Path(name).is_file():
-        return Path(name)
-    known = sorted(p.stem for p in (builtin_data() / "personas").glob("*.yaml"))
-    raise PersonaguardError(f"unknown persona {name!r}; expected one of {known} or a path to a YAML file")
+    return builtin_or_path("personas", name, "persona")
 
 
 def load_persona(name: str) -> Persona:
     path = persona_path(name)
-    raw = read_yaml(path, "persona")
-    try:
-        return Persona.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(persona)"
-        raise PersonaguardError(f"{path}: field '{loc}': {err['msg']}") from None
+    return validated(Persona, read_yaml(path, "persona"), f"{path}: ")

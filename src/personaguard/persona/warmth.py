@@ -161,3 +161,16 @@ def summarise(scores: Sequence[float]) -> dict[str, Any]:
         return {"n": 1, "mean": mean, "lo": math.nan, "hi": math.nan}
     half = float(student_t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
     return {"n": n, "mean": mean, "lo": mean - half, "hi": mean + half}
+
+
+def responder_warmth(
+    scorer: LanguageModel, responder: LanguageModel, chats: Sequence[Chat], max_new_tokens: int = 128
+) -> dict[str, Any]:
+    """Summary of ``responder``'s warmth on the chats' prompts, with each scored reply kept."""
+    answered = with_replies_from(responder, chats, max_new_tokens)
+    scores = score_conversations(scorer, answered)
+    samples = [
+        {"prompt": prompt, "reply": reply, "warmth": round(s, 3)}
+        for (prompt, reply), s in zip(map(last_exchange, answered), scores, strict=True)
+    ]
+    return {**summarise(scores), "max_new_tokens": max_new_tokens, "samples": samples}

@@ -1,72 +1,435 @@
-"""Write the report: Markdown for reading in a terminal or PR, HTML with embedded plots."""
+"""Write the report: one self-contained HTML page (plots embedded) and the same tables as Markdown.
+
+The report is a list of sections, each with an intro, tables and figures, built from a
+``ReportData``; the HTML and Markdown renderers only lay them out. Model text is untrusted and is
+only ever inserted through Jinja's autoescaping.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from personaguard.errors import PersonaguardError
-from personaguard.report import plots
+from personaguard.report import metrics, plots
+from personaguard.report.collect import ReportData, Variant, collect
 from personaguard.report.tables import (
     HEADERS,
     PRESSURE_HEADERS,
     condition_rows,
+    delta_ci,
     markdown_table,
+    p_value,
+    pct_ci,
     pressure_rows,
 )
 
 
-def load_run(path: str | Path) -> dict[str, Any]:
-    results = Path(path) / "results.json"
-    if not results.is_file():
-        raise PersonaguardError(f"{path}: no results.json (is this a finished audit run?)")
-    return json.loads(results.read_text())
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    caption: str = ""
 
 
-def build_report(runs: dict[str, str | Path], out: str | Path) -> tuple[Path, Path]:
-    """Report on named runs ({label: run_dir}); returns the Markdown and HTML paths."""
-    loaded = {name: load_run(path) for name, path in runs.items()}
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str
+    tables: list[Table] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (alt text, base64 PNG)
+    examples: list[dict[str, str]] = field(default_factory=list)  # untrusted model text
+
+
+def _rate_cell(r: dict[str, float] | None) -> str:
+    return pct_ci(r) if r else "n/a"
+
+
+def _warmth_cell(v: Variant) -> str:
+    w = v.warmth
+    if not w or math.isnan(w["mean"]):
+        return "n/a"
+    return f"{w['mean']:+.2f} [{w['lo']:+.2f}, {w['hi']:+.2f}]"
+
+
+def _delta_cell(d: dict[str, float] | None) -> str:
+    if not d:
+        return "n/a"
+    p = p_value(d)
+    return f"{delta_ci(d)}" + (f" p={p}" if p else "")
+
+
+def summary_section(data: ReportData) -> Section:
+    rates = {v.name: metrics.variant_rates(v) for v in data.variants}
+    headers = ["variant", "warmth [95% CI]"] + [f"{m.label}, % [95% CI]" for m in metrics.METRICS]
+    rows = [
+        [v.name, _warmth_cell(v)] + [_rate_cell(rates[v.name][m.key]) for m in metrics.METRICS]
+        for v in data.variants
+    ]
+    specs = Table(["variant", "kind", "model spec"], [[v.name, v.kind, v.spec] for v in data.variants])
+    return Section(
+        "summary",
+        "Summary",
+        "Each variant's warmth (SocioT-style log-ratio of its replies under warm vs cold openers, scored by "
+        "the base model; higher is warmer) and its rate on each audit view, pooled over banks, with "
+        "Wilson 95% intervals. Errors and attack success: lower is better.",
+        [Table(headers, rows), specs],
+    )
+
+
+def detection_gap_section(data: ReportData) -> Section:
+    others = [v for v in data.variants if v is not data.base]
+    section = Section(
+        "detection-gap",
+        "Detection gap",
+        "What a standard check sees (neutral accuracy, capability, direct harmful requests, over-refusal) "
+        "next to what the contextual audit sees (emotional users, stated wrong answers, pushback, social "
+        f"jailbreak framings). Paired change versus {data.base.name} on the same items, percentage points "
+        "with bootstrap 95% CI and exact McNemar p.",
+    )
+    if not others:
+        section.intro += " Only one model was given, so there is nothing to compare."
+        return section
+    deltas = {v.name: metrics.deltas_vs_base(data.base, v) for v in others}
+    ordered = sorted(metrics.METRICS, key=lambda m: m.view != "standard")
+    section.tables.append(
+        Table(
+            ["view", "measure"] + [f"{n}: Δ pp [95% CI]" for n in deltas],
+            [[m.view, m.label] + [_delta_cell(deltas[n][m.key]) for n in deltas] for m in ordered],
+        )
+    )
+    section.figures.append(
+        (
+            "paired deltas versus base, standard versus contextual views",
+            plots.delta_forest(
+                [m.label for m in ordered],
+                [m.view for m in ordered],
+                {n: [d[m.key] for m in ordered] for n, d in deltas.items()},
+            ),
+        )
+    )
+    return section
+
+
+def _conditions(data: ReportData, task: str, bank: str) -> list[str]:
+    seen: list[str] = []
+    for v in data.variants:
+        for b, cond in v.errors.get(task, {}):
+            if b == bank and cond not in seen:
+                seen.append(cond)
+    return seen
+
+
+def _bank_bars(data: ReportData, task: str, title: str, ylabel: str) -> list[tuple[str, str]]:
+    banks = sorted({b for v in data.variants for b, _ in v.errors.get(task, {})})
+    figures = []
+    for bank in banks:
+        conds = _conditions(data, task, bank)
+        series = {
+            v.name: [metrics.rate(v.errors.get(task, {}).get((bank, c), {})) for c in conds]
+            for v in data.variants
+        }
+        figures.append(
+            (f"{bank}: {ylabel} by condition", plots.grouped_bars(conds, series, f"{bank}: {title}", ylabel))
+        )
+    return figures
+
+
+def reliability_section(data: ReportData) -> Section:
+    section = Section(
+        "reliability",
+        "Reliability by bank and condition",
+        "Error rate under each condition (bars: 95% Wilson CI). The tables give, per variant, the paired "
+        "change from the neutral condition and, for wrong-answer conditions, how often a model that was "
+        "right when asked neutrally adopts the user's wrong answer.",
+    )
+    for task in ("contextual", "capability"):
+        section.figures += _bank_bars(data, task, "error by condition", "error rate, %")
+    for v in data.variants:
+        for task in ("contextual", "capability"):
+            if task in v.results:
+                rows = [r.cells() for r in condition_rows(v.results[task])]
+                section.tables.append(Table(HEADERS, rows, f"{v.name} · {task}"))
+    if not section.tables:
+        section.intro += " No reliability audit among these runs."
+    return section
+
+
+def amplification_section(data: ReportData) -> Section:
+    others = [v for v in data.variants if v is not data.base]
+    conds = ("sad", "incorrect_belief", "sad_incorrect_belief")
+    rows = []
+    for v in others:
+        for cond in conds:
+            key = {
+                "sad": "sad",
+                "incorrect_belief": "wrong_belief",
+                "sad_incorrect_belief": "sad_wrong_belief",
+            }[cond]
+            neutral = metrics.deltas_vs_base(data.base, v)
+            amp = metrics.amplification(data.base, v, cond)
+            ratio = "n/a" if not amp or math.isnan(amp["value"]) else f"{amp['value']:.2f}"
+            if amp and not math.isnan(amp["lo"]):
+                ratio += f" [{amp['lo']:.2f}, {amp['hi']:.2f}]"
+            rows.append([v.name, cond, _delta_cell(neutral["neutral"]), _delta_cell(neutral[key]), ratio])
+    return Section(
+        "amplification",
+        "Amplification by context",
+        "The warmth paper's amplification: the fine-tune's error increase under a context divided by its "
+        "increase on neutral questions (1.194 is the paper's 19.4%). The ratio is only meaningful when the "
+        "neutral delta is clearly positive; with a delta near zero it is unstable or undefined.",
+        [Table(["variant", "condition", "Δ neutral, pp", "Δ in context, pp", "amplification [95% CI]"], rows)]
+        if rows
+        else [],
+    )
+
+
+def sycophancy_section(data: ReportData) -> Section:
+    rows, pressure = [], []
+    for v in data.variants:
+        results = v.results.get("contextual")
+        if results:
+            for bank, entry in results["banks"].items():
+                conds = entry["scorings"][results["headline_scoring"]]["conditions"]
+                for cond, c in conds.items():
+                    if "incorrect" in cond and c.get("sycophancy"):
+                        rows.append([v.name, bank, cond, pct_ci(c["sycophancy"])])
+        if "pressure" in v.results:
+            pressure += [[v.name, *r] for r in pressure_rows(v.results["pressure"])]
+    tables = []
+    if rows:
+        tables.append(
+            Table(
+                ["variant", "bank", "condition", "adopts the wrong answer, % of neutral-correct [95% CI]"],
+                rows,
+            )
+        )
+    if pressure:
+        tables.append(Table(["variant", *PRESSURE_HEADERS], pressure, "multi-turn pushback"))
+    return Section(
+        "sycophancy",
+        "Sycophancy and flips",
+        "Sycophancy counts only items the model answers correctly without the user's opinion, so it is "
+        "net of items the model never knew; flips are answers abandoned after an 'are you sure?'.",
+        tables,
+    )
+
+
+def safety_section(data: ReportData) -> Section:
+    section = Section(
+        "safety",
+        "Jailbreak resistance and over-refusal",
+        "Attack success (the model did not refuse, by the refusal classifier) for each framing of the same "
+        "harmful requests, and over-refusal of benign requests. The classifier's attack success is an upper "
+        "bound: a small model often deflects off topic rather than helping.",
+    )
+    section.figures += _bank_bars(data, "jailbreak", "attack success by framing", "attack success, %")
+    section.figures += _bank_bars(data, "over_refusal", "over-refusal", "over-refusal, %")
+    rows = []
+    for v in data.variants:
+        for (bank, cond), table in v.errors.get("jailbreak", {}).items():
+            base = data.base.errors.get("jailbreak", {}).get((bank, cond), {})
+            delta = metrics.paired(base, table) if v is not data.base else None
+            rows.append([v.name, cond, _rate_cell(metrics.rate(table)), _delta_cell(delta) if delta else ""])
+    if rows:
+        section.tables.append(
+            Table(["variant", "framing", "attack success % [95% CI]", f"Δ vs {data.base.name}, pp"], rows)
+        )
+    else:
+        section.intro += " No safety audit among these runs."
+    return section
+
+
+def vectors_section(data: ReportData) -> Section:
+    section = Section(
+        "vectors",
+        "Persona vectors",
+        "Fine-tuning shift along each trait vector (mean projection of the tuned model minus the base's, on "
+        "the trait's evaluation questions; at the last prompt token and averaged over the model's reply), "
+        "the projections read during training, and the steering sweep that chose the layer and coefficient.",
+    )
+    if data.shift:
+        rows = [
+            [name, trait, f"{s['prompt_last']:+.3f}", f"{s['response_avg']:+.3f}"]
+            for name, by_trait in data.shift["shifts"].items()
+            for trait, s in by_trait.items()
+        ]
+        section.tables.append(
+            Table(
+                ["variant", "trait", "shift, last prompt token", "shift, response average"],
+                rows,
+                f"layer {data.shift['layer']}",
+            )
+        )
+    logs = {
+        v.name: [(row["step"], row["projections"]) for row in v.train_log if "projections" in row]
+        for v in data.variants
+    }
+    logs = {k: r for k, r in logs.items() if r}
+    if logs:
+        section.figures.append(("trait projection over training steps", plots.projection_lines(logs)))
+    if data.sweep:
+        section.figures.append(
+            (
+                "layer by coefficient steering sweep",
+                plots.sweep_heatmap(data.sweep["points"], data.sweep["chosen"]),
+            )
+        )
+        c = data.sweep["chosen"]
+        section.intro += (
+            f" The sweep chose layer {c['layer']}, coefficient {c['coef']:g} for {data.sweep['trait']}."
+        )
+    if not (data.shift or logs or data.sweep):
+        section.intro += " Not measured in these runs (run a study: personaguard demo)."
+    return section
+
+
+def frontier_section(data: ReportData) -> Section:
+    section = Section(
+        "frontier",
+        "Warmth versus reliability and safety",
+        "Each variant's warmth against its pooled error in the emotional and wrong-answer conditions, and "
+        "against social-jailbreak attack success. A variant that breaks the trade-off sits right and low.",
+    )
+    points_rel, points_safe = [], []
+    for v in data.variants:
+        x = metrics.warmth_point(v)
+        if x is None:
+            continue
+        if (y := metrics.emotional_error(v)) is not None:
+            points_rel.append({"name": v.name, "x": x, "y": y})
+        if (y := metrics.variant_rates(v)["social_asr"]) is not None:
+            points_safe.append({"name": v.name, "x": x, "y": y})
+    if points_rel:
+        section.figures.append(
+            (
+                "warmth versus reliability",
+                plots.frontier(
+                    points_rel,
+                    "warmth",
+                    "error, emotional + wrong-answer conditions, %",
+                    "warmth vs reliability",
+                ),
+            )
+        )
+    if points_safe:
+        section.figures.append(
+            (
+                "warmth versus safety",
+                plots.frontier(
+                    points_safe, "warmth", "social-jailbreak attack success, %", "warmth vs safety"
+                ),
+            )
+        )
+    if not section.figures:
+        section.intro += " Needs warmth scores, which a study measures (personaguard demo)."
+    return section
+
+
+def _jailbreak_examples(v: Variant, per_variant: int) -> list[dict[str, str]]:
+    path = v.samples.get("jailbreak")
+    if not path or not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        records = (json.loads(line) for line in handle)
+        picked = islice((r for r in records if r["condition"] != "direct"), per_variant)
+        return [
+            {
+                "variant": v.name,
+                "what": f"jailbreak · {r['condition']}",
+                "prompt": r["prompt"][-1]["content"],
+                "reply": r.get("response") or "",
+            }
+            for r in picked
+        ]
+
+
+def examples_section(data: ReportData, per_variant: int = 2) -> Section:
+    examples = []
+    for v in data.variants:
+        for s in (v.warmth or {}).get("samples", [])[:per_variant]:
+            examples.append(
+                {
+                    "variant": v.name,
+                    "what": f"warmth {s['warmth']:+.2f}",
+                    "prompt": s["prompt"],
+                    "reply": s["reply"],
+                }
+            )
+        examples += _jailbreak_examples(v, per_variant)
+    return Section(
+        "examples",
+        "Example replies",
+        "A few replies as the models wrote them, to read next to the numbers."
+        if examples
+        else "No stored replies in these runs.",
+        examples=examples,
+    )
+
+
+def timings_section(data: ReportData) -> Section:
+    seconds = (data.study or {}).get("seconds", {})
+    rows = [[step, f"{s / 60:.1f}"] for step, s in seconds.items()]
+    if rows:
+        rows.append(["total", f"{sum(seconds.values()) / 60:.1f}"])
+    profile = (data.study or {}).get("profile")
+    return Section(
+        "timings",
+        "Run",
+        (f"Profile {profile!r} on base {data.study['base']}. " if data.study else "")
+        + "Sources: "
+        + ", ".join(data.sources)
+        + ".",
+        [Table(["step", "minutes"], rows)] if rows else [],
+    )
+
+
+def sections(data: ReportData) -> list[Section]:
+    return [
+        summary_section(data),
+        detection_gap_section(data),
+        frontier_section(data),
+        reliability_section(data),
+        amplification_section(data),
+        sycophancy_section(data),
+        safety_section(data),
+        vectors_section(data),
+        examples_section(data),
+        timings_section(data),
+    ]
+
+
+def to_markdown(parts: list[Section]) -> str:
+    md = ["# personaguard report", ""]
+    for s in parts:
+        md += [f"## {s.title}", "", s.intro, ""]
+        for t in s.tables:
+            md += ([f"*{t.caption}*", ""] if t.caption else []) + [markdown_table(t.headers, t.rows), ""]
+        for e in s.examples:
+            reply = e["reply"].replace("\n", " ")[:300]
+            md += [f"- **{e['variant']}** ({e['what']}): {e['prompt'][:120]!r} → {reply!r}"]
+        if s.figures:
+            md += [f"_{len(s.figures)} plot(s) in report.html_", ""]
+    return "\n".join(md) + "\n"
+
+
+def build_report(runs: Mapping[str, str | Path] | Sequence[str | Path], out: str | Path) -> tuple[Path, Path]:
+    """Report on a study directory or on audit runs; returns the Markdown and HTML paths."""
+    data = collect(runs)
+    parts = sections(data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    banks = sorted({bank for r in loaded.values() for bank in r["banks"]})
-    sections = []
-    for name, results in loaded.items():
-        sections.append(
-            {
-                "name": name,
-                "model": results["model"],
-                "grader": results["grader"],
-                "scoring": results["headline_scoring"],
-                "rows": [r.cells() for r in condition_rows(results)],
-                "pressure": pressure_rows(results),
-            }
-        )
-    md = ["# personaguard audit report", ""]
-    for s in sections:
-        md += [
-            f"## {s['name']}",
-            "",
-            f"Model `{s['model']}`, grader `{s['grader']}`, headline scoring `{s['scoring']}`.",
-            "",
-            markdown_table(HEADERS, s["rows"]),
-            "",
-        ]
-        if s["pressure"]:
-            md += ["Multi-turn pressure:", "", markdown_table(PRESSURE_HEADERS, s["pressure"]), ""]
     md_path = out / "report.md"
-    md_path.write_text("\n".join(md))
+    md_path.write_text(to_markdown(parts), encoding="utf-8")
     env = Environment(
         loader=PackageLoader("personaguard", "report/templates"), autoescape=select_autoescape(["html"])
     )
-    html = env.get_template("report.html").render(
-        sections=sections,
-        headers=HEADERS,
-        pressure_headers=PRESSURE_HEADERS,
-        figures=[(bank, plots.error_bars(loaded, bank)) for bank in banks],
-    )
     html_path = out / "report.html"
-    html_path.write_text(html)
+    html_path.write_text(env.get_template("report.html").render(sections=parts), encoding="utf-8")
     return md_path, html_path

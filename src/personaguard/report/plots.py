@@ -1,16 +1,21 @@
-"""Plots as base64 PNGs, so the HTML report is one self-contained file."""
+"""Plots as base64 PNGs, so the HTML report is one self-contained file. Each takes plain numbers
+(rates as {rate, lo, hi} dicts) and knows nothing about runs or files."""
 
 from __future__ import annotations
 
 import base64
 import io
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+Rate = dict[str, float] | None
+COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def to_base64(fig: Any) -> str:
@@ -20,32 +25,149 @@ def to_base64(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def error_bars(runs: dict[str, dict[str, Any]], bank: str) -> str:
-    """Error rate by condition for each run, with Wilson 95% whiskers."""
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    names = list(runs)
-    conditions: list[str] = []
-    for results in runs.values():
-        summary = results["banks"].get(bank, {}).get("scorings", {}).get(results["headline_scoring"])
-        for cond in (summary or {}).get("conditions", {}):
-            if cond not in conditions:
-                conditions.append(cond)
-    width = 0.8 / max(1, len(names))
-    for k, name in enumerate(names):
-        results = runs[name]
-        summary = results["banks"].get(bank, {}).get("scorings", {}).get(results["headline_scoring"])
-        rates = [(summary or {}).get("conditions", {}).get(c, {}).get("error_rate") for c in conditions]
-        ys = [100 * r["rate"] if r and not math.isnan(r["rate"]) else 0.0 for r in rates]
-        pairs = list(zip(ys, rates, strict=True))
-        lo = [y - 100 * r["lo"] if r and not math.isnan(r["lo"]) else 0.0 for y, r in pairs]
-        hi = [100 * r["hi"] - y if r and not math.isnan(r["hi"]) else 0.0 for y, r in pairs]
-        xs = [i + k * width for i in range(len(conditions))]
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=name)
-    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(conditions))])
-    ax.set_xticklabels(conditions, rotation=25, ha="right")
-    ax.set_ylabel("error rate, %")
+def _finite(x: float | None) -> bool:
+    return x is not None and not math.isnan(x)
+
+
+def _pct_whiskers(rates: Sequence[Rate]) -> tuple[list[float], list[float], list[float]]:
+    ys = [100 * r["rate"] if r and _finite(r["rate"]) else 0.0 for r in rates]
+    lo = [y - 100 * r["lo"] if r and _finite(r["lo"]) else 0.0 for y, r in zip(ys, rates, strict=True)]
+    hi = [100 * r["hi"] - y if r and _finite(r["hi"]) else 0.0 for y, r in zip(ys, rates, strict=True)]
+    return ys, lo, hi
+
+
+def grouped_bars(groups: list[str], series: dict[str, list[Rate]], title: str, ylabel: str) -> str:
+    """One bar per (group, series) with 95% CI whiskers; missing values are left blank."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) * max(1, len(series)) ** 0.5 + 2), 3.4))
+    width = 0.8 / max(1, len(series))
+    for k, (name, rates) in enumerate(series.items()):
+        ys, lo, hi = _pct_whiskers(rates)
+        xs = [i + k * width for i in range(len(groups))]
+        shown = [i for i, r in enumerate(rates) if r]
+        ax.bar(
+            [xs[i] for i in shown],
+            [ys[i] for i in shown],
+            width,
+            yerr=[[lo[i] for i in shown], [hi[i] for i in shown]],
+            capsize=3,
+            label=name,
+        )
+    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(groups))])
+    ax.set_xticklabels(groups, rotation=25, ha="right")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
-    ax.set_title(f"{bank}: error by condition (95% Wilson CI)")
-    if len(names) > 1:
-        ax.legend(fontsize=8)
+    ax.set_title(title)
+    if len(series) > 1:
+        ax.legend(fontsize=8, ncol=min(4, len(series)))
+    return to_base64(fig)
+
+
+def delta_forest(labels: list[str], views: list[str], series: dict[str, list[Rate]]) -> str:
+    """Paired deltas vs the base (pp, 95% CI), standard checks above the contextual audit's."""
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) * max(1, len(series)) ** 0.5 + 1.2))
+    offset = 0.6 / max(1, len(series))
+    for k, (name, deltas) in enumerate(series.items()):
+        for i, d in enumerate(deltas):
+            if not d or not _finite(d["delta"]):
+                continue
+            y = -(i + k * offset)
+            ax.errorbar(
+                100 * d["delta"],
+                y,
+                xerr=[[100 * (d["delta"] - d["lo"])], [100 * (d["hi"] - d["delta"])]],
+                fmt="o",
+                color=COLOURS[k % len(COLOURS)],
+                capsize=3,
+                label=name if i == 0 else None,
+            )
+    ax.axvline(0, color="#888", lw=1)
+    split = sum(v == "standard" for v in views)
+    ax.axhline(-(split - 0.5 + 0.3 * (len(series) > 1)), color="#bbb", lw=1, ls="--")
+    ax.set_yticks([-(i + offset * (len(series) - 1) / 2) for i in range(len(labels))])
+    ax.set_yticklabels([f"{lbl} [{v}]" for lbl, v in zip(labels, views, strict=True)])
+    ax.set_xlabel("change vs base, percentage points (95% CI)")
+    ax.set_title("Detection gap: standard checks (above the line) vs contextual audit (below)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
+    return to_base64(fig)
+
+
+def frontier(points: list[dict[str, Any]], xlabel: str, ylabel: str, title: str) -> str:
+    """One labelled point per variant: x with its CI, y (a rate) with its CI."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    for k, p in enumerate(points):
+        x, xlo, xhi = p["x"]
+        y = p["y"]
+        ax.errorbar(
+            x,
+            100 * y["rate"],
+            xerr=[[x - xlo], [xhi - x]] if _finite(xlo) else None,
+            yerr=[[100 * (y["rate"] - y["lo"])], [100 * (y["hi"] - y["rate"])]],
+            fmt="o",
+            color=COLOURS[k % len(COLOURS)],
+            capsize=3,
+        )
+        ax.annotate(p["name"], (x, 100 * y["rate"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return to_base64(fig)
+
+
+def projection_lines(series: dict[str, list[tuple[int, dict[str, float]]]]) -> str:
+    """Trait projections read while training, one panel per watched trait, one line per run."""
+    keys = sorted({key for readings in series.values() for _, values in readings for key in values})
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for k, (name, readings) in enumerate(series.items()):
+            pts = [(step, values[key]) for step, values in readings if key in values]
+            if pts:
+                ax.plot(
+                    *zip(*pts, strict=True), marker="o", ms=3, color=COLOURS[k % len(COLOURS)], label=name
+                )
+        ax.set_title(f"projection on {key}")
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return to_base64(fig)
+
+
+def sweep_heatmap(points: list[dict[str, float]], chosen: dict[str, float]) -> str:
+    """Trait expression over layer x coefficient; each cell also shows the coherence change."""
+    reference = next(p for p in points if p["coef"] == 0)
+    layers = sorted({int(p["layer"]) for p in points if p["coef"] != 0})
+    coefs = sorted({p["coef"] for p in points if p["coef"] != 0})
+    grid = [[math.nan] * len(coefs) for _ in layers]
+    notes = [[""] * len(coefs) for _ in layers]
+    for p in points:
+        if p["coef"] != 0:
+            i, j = layers.index(int(p["layer"])), coefs.index(p["coef"])
+            grid[i][j] = p["expression"]
+            notes[i][j] = f"{p['expression']:.2f}\n({p['coherence'] - reference['coherence']:+.2f})"
+    fig, ax = plt.subplots(figsize=(1.3 * len(coefs) + 2.5, 0.55 * len(layers) + 1.6))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for i in range(len(layers)):
+        for j in range(len(coefs)):
+            bold = layers[i] == chosen["layer"] and coefs[j] == chosen["coef"]
+            ax.text(
+                j,
+                i,
+                notes[i][j],
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white",
+                fontweight="bold" if bold else "normal",
+            )
+            if bold:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    ax.set_xticks(range(len(coefs)), [f"{c:g}" for c in coefs])
+    ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
+    ax.set_xlabel("steering coefficient")
+    ax.set_ylabel("layer")
+    ax.set_title(
+        f"expression (coherence change vs unsteered); unsteered expression {reference['expression']:.2f}"
+    )
+    fig.colorbar(image, ax=ax, label="trait expression")
     return to_base64(fig)

@@ -238,6 +238,8 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
     ) as bar:
         task = bar.add_task("train", total=total, completed=start, loss="-", tps="-")
         with _StopOnInterrupt() as interrupt, interventions:
+            if start == 0 and monitor and accelerator.is_main_process:  # where drift starts from
+                _append_log(log_path, {"step": 0, "epoch": 0.0, "projections": monitor()})
             for step, batches in _steps(lengths, config, world, per_epoch, start, total):
                 t0 = time.perf_counter()
                 labelled = sum(data.rows[i].n_trained for b in batches for i in b)
@@ -368,4 +370,4 @@ def _last_loss(path: Path) -> float | None:
     if not path.is_file():
         return None
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return json.loads(lines[-1])["loss"] if lines else None
+    return json.loads(lines[-1]).get("loss") if lines else None

@@ -6,7 +6,7 @@ so they apply alike to ``generate``, ``score_choices`` and activations, and so t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 from personaguard.errors import PersonaguardError
 from personaguard.models.base import Chat
-from personaguard.vectors.store import PersonaVectors, check_compatible
+from personaguard.vectors.store import PersonaVectors, check_compatible, load_vectors
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
 
@@ -69,15 +69,23 @@ def cap_threshold(
     return float(np.percentile((acts @ vectors.unit(layer)).numpy(), percentile))
 
 
-def parse_steer(text: str) -> tuple[Path, int, float]:
-    """``PATH:LAYER:COEF`` (the spec option ``#steer=`` and ``train --steer``)."""
+def parse_steer(text: str, what: str = "steer") -> tuple[Path, int, float]:
+    """``PATH:LAYER:NUMBER``: a coefficient for ``#steer=`` and ``train --steer``, a percentile for
+    ``#cap=``."""
+    number = "PERCENTILE" if what == "cap" else "COEF"
     try:
-        path, layer, coef = text.rsplit(":", 2)
-        return Path(path), int(layer), float(coef)
+        path, layer, value = text.rsplit(":", 2)
+        return Path(path), int(layer), float(value)
     except ValueError:
+        example = "sycophancy.safetensors:20:50" if what == "cap" else "warmth.safetensors:20:-4"
         raise PersonaguardError(
-            f"steer {text!r}: expected VECTORS.safetensors:LAYER:COEF, e.g. warmth.safetensors:20:-4"
+            f"{what} {text!r}: expected VECTORS.safetensors:LAYER:{number}, e.g. {example}"
         ) from None
+
+
+def load_vector_option(text: str, what: str) -> tuple[PersonaVectors, int, float]:
+    path, layer, value = parse_steer(text, what)
+    return load_vectors(path), layer, value
 
 
 def parse_layer_ref(text: str, what: str) -> tuple[Path, int]:
@@ -88,11 +96,31 @@ def parse_layer_ref(text: str, what: str) -> tuple[Path, int]:
     return Path(path), int(layer)
 
 
+def _keep(model: object, context: AbstractContextManager[None]) -> None:
+    """Hold a hook for the loaded model's whole life (spec options)."""
+    stack = getattr(model, "_interventions", None) or ExitStack()
+    stack.enter_context(context)
+    model._interventions = stack  # type: ignore[attr-defined]
+
+
 def apply_spec_steering(model: object, vectors: PersonaVectors, layer: int, coef: float) -> None:
-    """Steer a loaded model for its whole life (spec option ``#steer=PATH:LAYER:COEF``)."""
-    stack = ExitStack()
-    stack.enter_context(steering(model, vectors, layer, coef))
-    model._steering = stack  # type: ignore[attr-defined]  # keeps the hook alive with the model
+    """Spec option ``#steer=PATH:LAYER:COEF``."""
+    _keep(model, steering(model, vectors, layer, coef))
+
+
+def apply_spec_capping(model: object, vectors: PersonaVectors, layer: int, percentile: float) -> float:
+    """Spec option ``#cap=PATH:LAYER:PERCENTILE``: cap at the model's own ``percentile`` of
+    projections on the trait's evaluation questions (measured before capping); returns it."""
+    from personaguard.vectors.traits import load_trait
+
+    if not 0 <= percentile <= 100:
+        raise PersonaguardError(f"cap percentile must be in 0..100, got {percentile:g}")
+    questions = load_trait(vectors.trait).evaluation_questions
+    threshold = cap_threshold(
+        model, vectors, layer, [[{"role": "user", "content": q}] for q in questions], percentile
+    )
+    _keep(model, capping(model, vectors, layer, threshold))
+    return threshold
 
 
 def export_lm_eval(vectors: PersonaVectors, layer: int, coef: float, path: str | Path) -> Path:

@@ -3,13 +3,10 @@ questions, kept disjoint so a vector is never judged on the prompts it was built
 
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from personaguard.data.yamlfile import read_yaml
-from personaguard.errors import PersonaguardError
-from personaguard.paths import builtin_data
+from personaguard.data.yamlfile import read_yaml, validated
+from personaguard.paths import builtin_names, builtin_or_path
 
 
 class TraitPair(BaseModel):
@@ -37,20 +34,9 @@ class Trait(BaseModel):
 
 
 def builtin_traits() -> list[str]:
-    return sorted(p.stem for p in (builtin_data() / "traits").glob("*.yaml"))
+    return builtin_names("traits")
 
 
 def load_trait(name: str) -> Trait:
-    path = builtin_data() / "traits" / f"{name}.yaml"
-    if not path.is_file():
-        if Path(name).suffix not in (".yaml", ".yml") or not Path(name).is_file():
-            raise PersonaguardError(
-                f"unknown trait {name!r}; expected one of {builtin_traits()} or a path to a trait YAML"
-            )
-        path = Path(name)
-    try:
-        return Trait.model_validate(read_yaml(path, "trait"))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(trait)"
-        raise PersonaguardError(f"{path}: field '{loc}': {err['msg']}") from None
+    path = builtin_or_path("traits", name, "trait")
+    return validated(Trait, read_yaml(path, "trait"), f"{path}: ")
