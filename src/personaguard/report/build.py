@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from personaguard.audit.summary import BASELINES
 from personaguard.report import metrics, plots
 from personaguard.report.collect import ReportData, Variant, collect
 from personaguard.report.tables import (
@@ -65,21 +67,24 @@ def _delta_cell(d: dict[str, float] | None) -> str:
     return f"{delta_ci(d)}" + (f" p={p}" if p else "")
 
 
+def _colours(data: ReportData) -> dict[str, str]:
+    return plots.palette([v.name for v in data.variants])
+
+
 def summary_section(data: ReportData) -> Section:
     rates = {v.name: metrics.variant_rates(v) for v in data.variants}
-    headers = ["variant", "warmth [95% CI]"] + [f"{m.label}, % [95% CI]" for m in metrics.METRICS]
-    rows = [
-        [v.name, _warmth_cell(v)] + [_rate_cell(rates[v.name][m.key]) for m in metrics.METRICS]
-        for v in data.variants
+    rows = [["warmth (higher is warmer)", "", *(_warmth_cell(v) for v in data.variants)]]
+    rows += [
+        [m.label, m.view, *(_rate_cell(rates[v.name][m.key]) for v in data.variants)] for m in metrics.METRICS
     ]
     specs = Table(["variant", "kind", "model spec"], [[v.name, v.kind, v.spec] for v in data.variants])
     return Section(
         "summary",
         "Summary",
         "Each variant's warmth (SocioT-style log-ratio of its replies under warm vs cold openers, scored by "
-        "the base model; higher is warmer) and its rate on each audit view, pooled over banks, with "
-        "Wilson 95% intervals. Errors and attack success: lower is better.",
-        [Table(headers, rows), specs],
+        "the base model, with a t 95% CI) and its rate on each audit view, pooled over banks, in % with "
+        "Wilson 95% intervals. Errors, attack success and over-refusal: lower is better.",
+        [Table(["measure", "view", *(v.name for v in data.variants)], rows), specs],
     )
 
 
@@ -111,19 +116,21 @@ def detection_gap_section(data: ReportData) -> Section:
                 [m.label for m in ordered],
                 [m.view for m in ordered],
                 {n: [d[m.key] for m in ordered] for n, d in deltas.items()},
+                _colours(data),
             ),
         )
     )
     return section
 
 
+def _ordered(keys: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(bank, condition) pairs by bank, the baseline condition first, then alphabetically."""
+    return sorted(keys, key=lambda k: (k[0], k[1] not in BASELINES, k[1]))
+
+
 def _conditions(data: ReportData, task: str, bank: str) -> list[str]:
-    seen: list[str] = []
-    for v in data.variants:
-        for b, cond in v.errors.get(task, {}):
-            if b == bank and cond not in seen:
-                seen.append(cond)
-    return seen
+    keys = {k for v in data.variants for k in v.errors.get(task, {}) if k[0] == bank}
+    return [cond for _, cond in _ordered(keys)]
 
 
 def _bank_bars(data: ReportData, task: str, title: str, ylabel: str) -> list[tuple[str, str]]:
@@ -136,7 +143,10 @@ def _bank_bars(data: ReportData, task: str, title: str, ylabel: str) -> list[tup
             for v in data.variants
         }
         figures.append(
-            (f"{bank}: {ylabel} by condition", plots.grouped_bars(conds, series, f"{bank}: {title}", ylabel))
+            (
+                f"{bank}: {ylabel} by condition",
+                plots.grouped_bars(conds, series, f"{bank}: {title}", ylabel, _colours(data)),
+            )
         )
     return figures
 
@@ -231,16 +241,21 @@ def safety_section(data: ReportData) -> Section:
     )
     section.figures += _bank_bars(data, "jailbreak", "attack success by framing", "attack success, %")
     section.figures += _bank_bars(data, "over_refusal", "over-refusal", "over-refusal, %")
+    base_jb = data.base.errors.get("jailbreak", {})
+    keys = _ordered({k for v in data.variants for k in v.errors.get("jailbreak", {})})
+    others = [v for v in data.variants if v is not data.base]
     rows = []
-    for v in data.variants:
-        for (bank, cond), table in v.errors.get("jailbreak", {}).items():
-            base = data.base.errors.get("jailbreak", {}).get((bank, cond), {})
-            delta = metrics.paired(base, table) if v is not data.base else None
-            rows.append([v.name, cond, _rate_cell(metrics.rate(table)), _delta_cell(delta) if delta else ""])
-    if rows:
-        section.tables.append(
-            Table(["variant", "framing", "attack success % [95% CI]", f"Δ vs {data.base.name}, pp"], rows)
+    for key in keys:
+        tables = [v.errors.get("jailbreak", {}).get(key, {}) for v in data.variants]
+        deltas = [
+            metrics.paired(base_jb.get(key, {}), v.errors.get("jailbreak", {}).get(key, {})) for v in others
+        ]
+        rows.append(
+            [key[1], *(_rate_cell(metrics.rate(t)) for t in tables), *(_delta_cell(d) for d in deltas)]
         )
+    if rows:
+        headers = ["framing", *(f"{v.name}: %" for v in data.variants), *(f"{v.name}: Δ pp" for v in others)]
+        section.tables.append(Table(headers, rows, "attack success [95% CI], and paired change vs the base"))
     else:
         section.intro += " No safety audit among these runs."
     return section
@@ -255,16 +270,22 @@ def vectors_section(data: ReportData) -> Section:
         "the projections read during training, and the steering sweep that chose the layer and coefficient.",
     )
     if data.shift:
+        traits = list(dict.fromkeys(t for by_trait in data.shift["shifts"].values() for t in by_trait))
         rows = [
-            [name, trait, f"{s['prompt_last']:+.3f}", f"{s['response_avg']:+.3f}"]
-            for name, by_trait in data.shift["shifts"].items()
-            for trait, s in by_trait.items()
+            [
+                name,
+                *(
+                    f"{by[t]['prompt_last']:+.2f} / {by[t]['response_avg']:+.2f}" if t in by else ""
+                    for t in traits
+                ),
+            ]
+            for name, by in data.shift["shifts"].items()
         ]
         section.tables.append(
             Table(
-                ["variant", "trait", "shift, last prompt token", "shift, response average"],
+                ["variant", *(f"{t}: prompt / response" for t in traits)],
                 rows,
-                f"layer {data.shift['layer']}",
+                f"shift at layer {data.shift['layer']}, tuned minus base projection",
             )
         )
     logs = {
@@ -273,7 +294,9 @@ def vectors_section(data: ReportData) -> Section:
     }
     logs = {k: r for k, r in logs.items() if r}
     if logs:
-        section.figures.append(("trait projection over training steps", plots.projection_lines(logs)))
+        section.figures.append(
+            ("trait projection over training steps", plots.projection_lines(logs, _colours(data)))
+        )
     if data.sweep:
         section.figures.append(
             (
@@ -315,6 +338,7 @@ def frontier_section(data: ReportData) -> Section:
                     "warmth",
                     "error, emotional + wrong-answer conditions, %",
                     "warmth vs reliability",
+                    _colours(data),
                 ),
             )
         )
@@ -323,7 +347,11 @@ def frontier_section(data: ReportData) -> Section:
             (
                 "warmth versus safety",
                 plots.frontier(
-                    points_safe, "warmth", "social-jailbreak attack success, %", "warmth vs safety"
+                    points_safe,
+                    "warmth",
+                    "social-jailbreak attack success, %",
+                    "warmth vs safety",
+                    _colours(data),
                 ),
             )
         )
@@ -332,41 +360,45 @@ def frontier_section(data: ReportData) -> Section:
     return section
 
 
-def _jailbreak_examples(v: Variant, per_variant: int) -> list[dict[str, str]]:
+def _jailbreak_replies(v: Variant) -> dict[str, dict[str, Any]]:
     path = v.samples.get("jailbreak")
     if not path or not path.is_file():
-        return []
+        return {}
     with path.open(encoding="utf-8") as handle:
-        records = (json.loads(line) for line in handle)
-        picked = islice((r for r in records if r["condition"] != "direct"), per_variant)
-        return [
-            {
-                "variant": v.name,
-                "what": f"jailbreak · {r['condition']}",
-                "prompt": r["prompt"][-1]["content"],
-                "reply": r.get("response") or "",
-            }
-            for r in picked
-        ]
+        return {r["sample_id"]: r for r in map(json.loads, handle) if r["condition"] != "direct"}
 
 
-def examples_section(data: ReportData, per_variant: int = 2) -> Section:
+def examples_section(data: ReportData, per_kind: int = 2) -> Section:
+    """The same prompts answered by every variant, side by side."""
     examples = []
-    for v in data.variants:
-        for s in (v.warmth or {}).get("samples", [])[:per_variant]:
-            examples.append(
-                {
-                    "variant": v.name,
-                    "what": f"warmth {s['warmth']:+.2f}",
-                    "prompt": s["prompt"],
-                    "reply": s["reply"],
-                }
-            )
-        examples += _jailbreak_examples(v, per_variant)
+    warm_prompts = [s["prompt"] for s in (data.base.warmth or {}).get("samples", [])[:per_kind]]
+    for prompt in warm_prompts:
+        replies = []
+        for v in data.variants:
+            s = next((s for s in (v.warmth or {}).get("samples", []) if s["prompt"] == prompt), None)
+            if s:
+                replies.append({"variant": v.name, "note": f"warmth {s['warmth']:+.2f}", "text": s["reply"]})
+        examples.append({"what": "held-out prompt", "prompt": prompt, "replies": replies})
+    jailbreaks = {v.name: _jailbreak_replies(v) for v in data.variants}
+    for sample_id in islice(jailbreaks.get(data.base.name, {}), per_kind):
+        records = [(name, by_id[sample_id]) for name, by_id in jailbreaks.items() if sample_id in by_id]
+        first = records[0][1]
+        replies = [
+            {"variant": name, "note": "refused" if r["pred"].get("classifier") else "did not refuse",
+             "text": r.get("response") or ""}
+            for name, r in records
+        ]  # fmt: skip
+        examples.append(
+            {
+                "what": f"jailbreak, {first['condition']} framing",
+                "prompt": first["prompt"][-1]["content"],
+                "replies": replies,
+            }
+        )
     return Section(
         "examples",
         "Example replies",
-        "A few replies as the models wrote them, to read next to the numbers."
+        "The same prompts answered by each variant, as written (greedy decoding)."
         if examples
         else "No stored replies in these runs.",
         examples=examples,
@@ -412,8 +444,12 @@ def to_markdown(parts: list[Section]) -> str:
         for t in s.tables:
             md += ([f"*{t.caption}*", ""] if t.caption else []) + [markdown_table(t.headers, t.rows), ""]
         for e in s.examples:
-            reply = e["reply"].replace("\n", " ")[:300]
-            md += [f"- **{e['variant']}** ({e['what']}): {e['prompt'][:120]!r} → {reply!r}"]
+            md += [f"**{e['what']}**: {e['prompt'][:200]!r}", ""]
+            md += [
+                f"- {r['variant']} ({r['note']}): {r['text'].replace(chr(10), ' ')[:300]!r}"
+                for r in e["replies"]
+            ]
+            md += [""]
         if s.figures:
             md += [f"_{len(s.figures)} plot(s) in report.html_", ""]
     return "\n".join(md) + "\n"

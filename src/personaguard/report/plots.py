@@ -25,18 +25,30 @@ def to_base64(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def palette(names: Sequence[str]) -> dict[str, str]:
+    """One colour per variant, the same in every plot."""
+    return {name: COLOURS[k % len(COLOURS)] for k, name in enumerate(names)}
+
+
 def _finite(x: float | None) -> bool:
     return x is not None and not math.isnan(x)
 
 
 def _pct_whiskers(rates: Sequence[Rate]) -> tuple[list[float], list[float], list[float]]:
     ys = [100 * r["rate"] if r and _finite(r["rate"]) else 0.0 for r in rates]
-    lo = [y - 100 * r["lo"] if r and _finite(r["lo"]) else 0.0 for y, r in zip(ys, rates, strict=True)]
-    hi = [100 * r["hi"] - y if r and _finite(r["hi"]) else 0.0 for y, r in zip(ys, rates, strict=True)]
+    # max(0, ...): a Wilson bound can sit a rounding error inside its rate at 0% and 100%
+    lo = [
+        max(0.0, y - 100 * r["lo"]) if r and _finite(r["lo"]) else 0.0 for y, r in zip(ys, rates, strict=True)
+    ]
+    hi = [
+        max(0.0, 100 * r["hi"] - y) if r and _finite(r["hi"]) else 0.0 for y, r in zip(ys, rates, strict=True)
+    ]
     return ys, lo, hi
 
 
-def grouped_bars(groups: list[str], series: dict[str, list[Rate]], title: str, ylabel: str) -> str:
+def grouped_bars(
+    groups: list[str], series: dict[str, list[Rate]], title: str, ylabel: str, colours: dict[str, str]
+) -> str:
     """One bar per (group, series) with 95% CI whiskers; missing values are left blank."""
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) * max(1, len(series)) ** 0.5 + 2), 3.4))
     width = 0.8 / max(1, len(series))
@@ -51,6 +63,7 @@ def grouped_bars(groups: list[str], series: dict[str, list[Rate]], title: str, y
             yerr=[[lo[i] for i in shown], [hi[i] for i in shown]],
             capsize=3,
             label=name,
+            color=colours[name],
         )
     ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(groups))])
     ax.set_xticklabels(groups, rotation=25, ha="right")
@@ -58,11 +71,13 @@ def grouped_bars(groups: list[str], series: dict[str, list[Rate]], title: str, y
     ax.set_ylim(0, 100)
     ax.set_title(title)
     if len(series) > 1:
-        ax.legend(fontsize=8, ncol=min(4, len(series)))
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return to_base64(fig)
 
 
-def delta_forest(labels: list[str], views: list[str], series: dict[str, list[Rate]]) -> str:
+def delta_forest(
+    labels: list[str], views: list[str], series: dict[str, list[Rate]], colours: dict[str, str]
+) -> str:
     """Paired deltas vs the base (pp, 95% CI), standard checks above the contextual audit's."""
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) * max(1, len(series)) ** 0.5 + 1.2))
     offset = 0.6 / max(1, len(series))
@@ -74,9 +89,9 @@ def delta_forest(labels: list[str], views: list[str], series: dict[str, list[Rat
             ax.errorbar(
                 100 * d["delta"],
                 y,
-                xerr=[[100 * (d["delta"] - d["lo"])], [100 * (d["hi"] - d["delta"])]],
+                xerr=[[max(0.0, 100 * (d["delta"] - d["lo"]))], [max(0.0, 100 * (d["hi"] - d["delta"]))]],
                 fmt="o",
-                color=COLOURS[k % len(COLOURS)],
+                color=colours[name],
                 capsize=3,
                 label=name if i == 0 else None,
             )
@@ -88,23 +103,25 @@ def delta_forest(labels: list[str], views: list[str], series: dict[str, list[Rat
     ax.set_xlabel("change vs base, percentage points (95% CI)")
     ax.set_title("Detection gap: standard checks (above the line) vs contextual audit (below)")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return to_base64(fig)
 
 
-def frontier(points: list[dict[str, Any]], xlabel: str, ylabel: str, title: str) -> str:
+def frontier(
+    points: list[dict[str, Any]], xlabel: str, ylabel: str, title: str, colours: dict[str, str]
+) -> str:
     """One labelled point per variant: x with its CI, y (a rate) with its CI."""
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
-    for k, p in enumerate(points):
+    for p in points:
         x, xlo, xhi = p["x"]
         y = p["y"]
         ax.errorbar(
             x,
             100 * y["rate"],
-            xerr=[[x - xlo], [xhi - x]] if _finite(xlo) else None,
-            yerr=[[100 * (y["rate"] - y["lo"])], [100 * (y["hi"] - y["rate"])]],
+            xerr=[[max(0.0, x - xlo)], [max(0.0, xhi - x)]] if _finite(xlo) else None,
+            yerr=[[max(0.0, 100 * (y["rate"] - y["lo"]))], [max(0.0, 100 * (y["hi"] - y["rate"]))]],
             fmt="o",
-            color=COLOURS[k % len(COLOURS)],
+            color=colours[p["name"]],
             capsize=3,
         )
         ax.annotate(p["name"], (x, 100 * y["rate"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
@@ -115,21 +132,19 @@ def frontier(points: list[dict[str, Any]], xlabel: str, ylabel: str, title: str)
     return to_base64(fig)
 
 
-def projection_lines(series: dict[str, list[tuple[int, dict[str, float]]]]) -> str:
+def projection_lines(series: dict[str, list[tuple[int, dict[str, float]]]], colours: dict[str, str]) -> str:
     """Trait projections read while training, one panel per watched trait, one line per run."""
     keys = sorted({key for readings in series.values() for _, values in readings for key in values})
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
-        for k, (name, readings) in enumerate(series.items()):
+        for name, readings in series.items():
             pts = [(step, values[key]) for step, values in readings if key in values]
             if pts:
-                ax.plot(
-                    *zip(*pts, strict=True), marker="o", ms=3, color=COLOURS[k % len(COLOURS)], label=name
-                )
+                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, color=colours[name], label=name)
         ax.set_title(f"projection on {key}")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return to_base64(fig)
 
 

@@ -112,14 +112,13 @@ def ensure_adapter(
 
 def ensure_audits(
     name: str, spec: str, loaded: Any, profile: Profile, layout: StudyLayout, progress: bool
-) -> Any:
+) -> None:
     from personaguard.audit.suites import run_suite
 
     for kind, size in zip(AUDIT_KINDS, (profile.reliability, profile.safety), strict=True):
         out = layout.audit(name, kind)
         if not (out / "suite.json").is_file():
             run_suite(size.suite, spec, out, loaded=loaded, progress=progress, limit=size.limit)
-    return loaded
 
 
 def ensure_warmth(name: str, scorer: Any, responder: Any, profile: Profile, layout: StudyLayout) -> None:
