@@ -63,7 +63,7 @@ def study(tmp_path_factory):
     from personaguard.study.pipeline import run_study
 
     out = tmp_path_factory.mktemp("study")
-    html = run_study(load_profile(TINY), "tiny", out, progress=False, log=lambda _: None)
+    html = run_study(TINY, out, progress=False, log=lambda _: None)
     return out, html
 
 
@@ -104,7 +104,7 @@ def test_study_resumes_without_redoing_work(study):
     adapter = out / "train" / "warm" / "adapter_model.safetensors"
     before = (samples.stat().st_mtime_ns, adapter.stat().st_mtime_ns, samples.read_bytes())
     t0 = time.perf_counter()
-    run_study(load_profile(TINY), "tiny", out, progress=False, log=lambda _: None)
+    run_study(TINY, out, progress=False, log=lambda _: None)
     assert time.perf_counter() - t0 < 60  # model loads and the report only
     assert (samples.stat().st_mtime_ns, adapter.stat().st_mtime_ns, samples.read_bytes()) == before
 
@@ -116,7 +116,7 @@ def test_study_refuses_a_directory_with_other_settings(study, tmp_path):
     out, _ = study
     other = _bad_profile(tmp_path, lambda s: s.replace("limit: 3", "limit: 4"))
     with pytest.raises(PersonaguardError, match="other settings"):
-        run_study(load_profile(other), "tiny", out, progress=False, log=lambda _: None)
+        run_study(other, out, progress=False, log=lambda _: None)
 
 
 @pytest.mark.slow
@@ -183,3 +183,20 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+@pytest.mark.slow
+def test_report_on_plain_audit_runs_names_what_is_missing(study, tmp_path):
+    from personaguard.report.build import build_report
+
+    out, _ = study
+    md, html = build_report(
+        {"base": out / "audit" / "base" / "reliability", "warm": out / "audit" / "warm" / "reliability"},
+        tmp_path / "report",
+    )
+    page = html.read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    text = md.read_text()
+    assert "No safety audit among these runs." in text
+    assert "| measure | view | base | warm |" in text and "warm: Δ pp [95% CI]" in text

@@ -13,7 +13,7 @@ from typing import Any
 
 from personaguard.audit.runstore import atomic_write
 from personaguard.study.layout import AUDIT_KINDS, StudyLayout
-from personaguard.study.profile import Profile, Steer, Variant
+from personaguard.study.profile import Profile, Steer, Variant, load_profile
 
 BUNDLED = "bundled:smollm2-135m"
 MONITORED = ("warmth", "sycophancy")  # traits whose projection is logged while training
@@ -58,7 +58,9 @@ def ensure_vectors(base_model: Any, profile: Profile, layout: StudyLayout, log: 
         save_vectors(vectors, path)
 
 
-def ensure_sweep(base_model: Any, profile: Profile, layout: StudyLayout, log: Log) -> dict[str, Any]:
+def ensure_sweep(
+    base_model: Any, profile: Profile, layout: StudyLayout, log: Log, progress: bool
+) -> dict[str, Any]:
     """Layer x coefficient grid for the sweep trait, and the automatic choice."""
     from personaguard.vectors.store import load_vectors
     from personaguard.vectors.sweep import choose, sweep
@@ -76,6 +78,7 @@ def ensure_sweep(base_model: Any, profile: Profile, layout: StudyLayout, log: Lo
         cfg.coefs,
         cfg.questions,
         cfg.max_new_tokens,
+        progress,
     )
     best = choose(points)
     result = {"trait": cfg.trait, "points": [p.as_dict() for p in points], "chosen": best.as_dict()}
@@ -158,16 +161,19 @@ def ensure_shift(base_model: Any, specs: dict[str, str], profile: Profile, layou
 
 
 def run_study(
-    profile: Profile,
-    profile_name: str,
+    profile: str | Path | Profile,
     out: str | Path,
     base: str = BUNDLED,
     progress: bool = True,
     log: Log = print,
 ) -> Path:
-    """Run (or resume) the whole study into ``out``; returns the report's HTML path."""
+    """Run (or resume) the whole study into ``out``; returns the report's HTML path. ``profile`` is
+    a builtin name (``quick``, ``full``), a YAML path or a ``Profile``."""
     from personaguard.models import load_model
     from personaguard.report.build import build_report
+
+    profile_name = "custom" if isinstance(profile, Profile) else str(profile)
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
 
     layout = StudyLayout(Path(out))
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -196,7 +202,9 @@ def run_study(
 
     base_model = load_model(base)
     step("persona vectors", lambda: ensure_vectors(base_model, profile, layout, log))
-    chosen = step("steering sweep", lambda: ensure_sweep(base_model, profile, layout, log))["chosen"]
+    chosen = step("steering sweep", lambda: ensure_sweep(base_model, profile, layout, log, progress))[
+        "chosen"
+    ]
     manifest["variants"] = {"base": {"spec": base, "kind": "base"}}
 
     def audit_and_warmth(name: str, spec: str, model: Any) -> None:

@@ -64,13 +64,16 @@ def sweep(
     coefs: Sequence[float],
     n_questions: int = 8,
     max_new_tokens: int = 48,
+    progress: bool = True,
 ) -> list[SweepPoint]:
     """Coefficient 0 (the unsteered model) is always measured first, once, as the reference."""
+    from rich.progress import track
+
     questions = trait.evaluation_questions[:n_questions]
     prompts: list[Chat] = [[{"role": "user", "content": q}] for q in questions]
     points = []
     settings = [(layers[0], 0.0)] + [(layer, c) for layer in layers for c in coefs if c != 0]
-    for layer, coef in settings:
+    for layer, coef in track(settings, "sweep", disable=not progress, transient=True):
         with steering(model, vectors, layer, coef) if coef else nullcontext():
             replies = model.generate(prompts, max_new_tokens=max_new_tokens)  # type: ignore[attr-defined]
         points.append(SweepPoint(layer, coef, *expression_and_coherence(model, trait, questions, replies)))
