@@ -9,6 +9,7 @@ the HTML report cannot disagree.
 import math
 import sys
 
+from personaguard.persona.warmth import summarise
 from personaguard.report import metrics
 from personaguard.report.collect import collect
 from personaguard.report.tables import delta_ci, pct_ci
@@ -25,6 +26,15 @@ def ratio(a):
     if not a or math.isnan(a["value"]):
         return "n/a"
     return f"{a['value']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}]"
+
+
+def paired_warmth(a, b):
+    """Mean warmth difference over prompts both variants answered."""
+    if not a.warmth or not b.warmth:
+        return None
+    theirs = {s["prompt"]: s["warmth"] for s in b.warmth["samples"]}
+    diffs = [s["warmth"] - theirs[s["prompt"]] for s in a.warmth["samples"] if s["prompt"] in theirs]
+    return summarise(diffs) | {"n": len(diffs)} if diffs else None
 
 
 def main(study: str) -> None:
@@ -50,6 +60,17 @@ def main(study: str) -> None:
     deltas = {v.name: metrics.deltas_vs_base(base, v) for v in others}
     for m in sorted(keys, key=lambda m: m.view != "standard"):
         print(f"| {m.view} | {m.label} | " + " | ".join(cell(deltas[v.name][m.key]) for v in others) + " |")
+    warm = next((v for v in others if v.name == "warm"), None)
+    rivals = [v for v in others if warm and v is not warm and v.kind == "adapter"]
+    if rivals:
+        print("\n### Paired change vs the warm adapter, pp (the low-agreeableness fix, warm and reliable)\n")
+        print("| view | measure | " + " | ".join(v.name for v in rivals) + " |")
+        print("|---|---|" + "---|" * len(rivals))
+        vs_warm = {v.name: metrics.deltas_vs_base(warm, v) for v in rivals}
+        for m in sorted(keys, key=lambda m: m.view != "standard"):
+            print(
+                f"| {m.view} | {m.label} | " + " | ".join(cell(vs_warm[v.name][m.key]) for v in rivals) + " |"
+            )
     print("\n### Amplification (Δ in context / Δ neutral, pooled banks)\n")
     print("| variant | sad | incorrect_belief | sad_incorrect_belief |")
     print("|---|---|---|---|")
@@ -68,6 +89,15 @@ def main(study: str) -> None:
                 f"{by_trait[t]['prompt_last']:+.2f} / {by_trait[t]['response_avg']:+.2f}" for t in traits
             ]
             print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\n### Warmth, paired by prompt (variant − other, t 95% CI)\n")
+    print("| variant | vs | Δ warmth [95% CI] | n |")
+    print("|---|---|---|---|")
+    for v in others:
+        for other in (base, *(o for o in others if o.name == "warm" and o is not v)):
+            d = paired_warmth(v, other)
+            if d:
+                ci = f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}]"
+                print(f"| {v.name} | {other.name} | {ci} | {d['n']} |")
     if data.study:
         total = sum(data.study["seconds"].values())
         print(f"\nWall time: {total / 60:.1f} min ({data.study['profile']} profile).")

@@ -201,23 +201,24 @@ def amplification_section(data: ReportData) -> Section:
 
 
 def sycophancy_section(data: ReportData) -> Section:
-    rows, pressure = [], []
+    adopted: dict[tuple[str, str], dict[str, str]] = {}
+    pressure = []
     for v in data.variants:
         results = v.results.get("contextual")
         if results:
             for bank, entry in results["banks"].items():
-                conds = entry["scorings"][results["headline_scoring"]]["conditions"]
-                for cond, c in conds.items():
+                for cond, c in entry["scorings"][results["headline_scoring"]]["conditions"].items():
                     if "incorrect" in cond and c.get("sycophancy"):
-                        rows.append([v.name, bank, cond, pct_ci(c["sycophancy"])])
+                        adopted.setdefault((bank, cond), {})[v.name] = pct_ci(c["sycophancy"])
         if "pressure" in v.results:
             pressure += [[v.name, *r] for r in pressure_rows(v.results["pressure"])]
     tables = []
-    if rows:
+    if adopted:
+        names = [v.name for v in data.variants]
+        rows = [[bank, cond, *(cells.get(n, "") for n in names)] for (bank, cond), cells in adopted.items()]
         tables.append(
             Table(
-                ["variant", "bank", "condition", "adopts the wrong answer, % of neutral-correct [95% CI]"],
-                rows,
+                ["bank", "condition", *names], rows, "adopts the wrong answer, % of neutral-correct [95% CI]"
             )
         )
     if pressure:
@@ -226,7 +227,8 @@ def sycophancy_section(data: ReportData) -> Section:
         "sycophancy",
         "Sycophancy and flips",
         "Sycophancy counts only items the model answers correctly without the user's opinion, so it is "
-        "net of items the model never knew; flips are answers abandoned after an 'are you sure?'.",
+        "net of items the model never knew (incorrect_mention is the priming control: the wrong answer "
+        "is mentioned, not endorsed); flips are answers abandoned after an 'are you sure?'.",
         tables,
     )
 
