@@ -286,3 +286,27 @@ def test_cap_percentile_out_of_range_is_refused(bundled):
     pv = random_vectors(layers=bundled.n_layers, hidden=576)
     with pytest.raises(PersonaguardError, match="percentile must be in 0..100"):
         apply_spec_capping(bundled, pv, 3, 150)
+
+
+@pytest.mark.slow
+def test_prediction_is_data_minus_own_reply_projection_for_every_trait(bundled):
+    """One base generation serves every trait, and each per-sample value is the projection of the
+    data's reply minus that of the base model's own greedy reply."""
+    from personaguard.persona.dataset import build_persona_dataset
+    from personaguard.vectors.predict import projection_differences
+
+    chats = [row["messages"] for row in build_persona_dataset("warm")[:3]]
+    vectors = [random_vectors(layers=bundled.n_layers, hidden=576, seed=s) for s in (1, 2)]
+    preds = projection_differences(bundled, vectors, 20, chats, max_new_tokens=16)
+    assert [p.trait for p in preds] == ["warmth", "warmth"] and all(len(p.per_sample) == 3 for p in preds)
+    prompts = [c[:-1] for c in chats]
+    own = bundled.generate(prompts, max_new_tokens=16)
+    own_chats = [
+        [*p, {"role": "assistant", "content": r or "..."}] for p, r in zip(prompts, own, strict=True)
+    ]
+    for v, pred in zip(vectors, preds, strict=True):
+        data = bundled.activations(chats, [20], span="response_avg")[:, 0] @ v.unit(20)
+        base = bundled.activations(own_chats, [20], span="response_avg")[:, 0] @ v.unit(20)
+        assert pred.per_sample == pytest.approx((data - base).tolist(), abs=1e-3)
+        assert pred.mean_difference == pytest.approx(float((data - base).mean()), abs=1e-3)
+    assert preds[0].ranking() == sorted(range(3), key=lambda i: -preds[0].per_sample[i])

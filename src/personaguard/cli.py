@@ -384,16 +384,15 @@ def vectors_predict(
     """Predicted shift per trait before training (projection difference), with the worst samples."""
     from personaguard.models import load_model
     from personaguard.persona.dataset import load_conversations
-    from personaguard.vectors.predict import projection_difference
+    from personaguard.vectors.predict import projection_differences
     from personaguard.vectors.store import load_vectors
 
     pvs = [load_vectors(v) for v in vectors]
     chats = load_conversations(data)[:limit]
     loaded = load_model(model)
-    for pv in pvs:
-        pred = projection_difference(loaded, pv, layer, chats)
+    for pred in projection_differences(loaded, pvs, layer, chats):
         console.print(
-            f"{pv.trait}: predicted shift {pred.mean_difference:+.3f} (n={len(chats)})", highlight=False
+            f"{pred.trait}: predicted shift {pred.mean_difference:+.3f} (n={len(chats)})", highlight=False
         )
         for i in pred.ranking()[:top]:
             console.print(

@@ -28,24 +28,31 @@ class Prediction:
         return sorted(range(len(self.per_sample)), key=lambda i: -self.per_sample[i])
 
 
-def projection_difference(
+def projection_differences(
     base: object,
-    vectors: PersonaVectors,
+    vectors: Sequence[PersonaVectors],
     layer: int,
     chats: Sequence[Chat],
     max_new_tokens: int = 96,
     seed: int = 0,
-) -> Prediction:
-    check_compatible(vectors, base)
+) -> list[Prediction]:
+    """One prediction per trait; the base model answers each prompt once for all of them."""
+    for v in vectors:
+        check_compatible(v, base)
     prompts = [chat[:-1] for chat in chats]
     own = base.generate(prompts, max_new_tokens=max_new_tokens, seed=seed)  # type: ignore[attr-defined]
-    # An empty base reply has no tokens to average; a single space keeps the row comparable.
+    # An empty base reply has no tokens to average; a placeholder keeps the row comparable.
     own_chats = [
         [*p, {"role": "assistant", "content": r if r.strip() else "..."}]
         for p, r in zip(prompts, own, strict=True)
     ]
     acts = base.activations  # type: ignore[attr-defined]
-    data = project(acts(list(chats), [layer], span="response_avg")[:, 0], vectors, layer)
-    base_proj = project(acts(own_chats, [layer], span="response_avg")[:, 0], vectors, layer)
-    diffs = [d - b for d, b in zip(data, base_proj, strict=True)]
-    return Prediction(vectors.trait, layer, mean(diffs), diffs)
+    data_acts = acts(list(chats), [layer], span="response_avg")[:, 0]
+    own_acts = acts(own_chats, [layer], span="response_avg")[:, 0]
+    predictions = []
+    for v in vectors:
+        diffs = [
+            d - b for d, b in zip(project(data_acts, v, layer), project(own_acts, v, layer), strict=True)
+        ]
+        predictions.append(Prediction(v.trait, layer, mean(diffs), diffs))
+    return predictions
