@@ -177,12 +177,13 @@ def run_study(
 
     layout = StudyLayout(Path(out))
     layout.root.mkdir(parents=True, exist_ok=True)
+    settings = profile.model_dump(exclude={"description"})  # what the artefacts depend on
     manifest = (
         layout.read_manifest()
         if layout.manifest.is_file()
-        else {"profile": profile_name, "base": base, "settings": profile.model_dump(), "seconds": {}}
+        else {"profile": profile_name, "base": base, "settings": settings, "seconds": {}}
     )
-    if manifest["settings"] != profile.model_dump() or manifest["base"] != base:
+    if manifest["settings"] != settings or manifest["base"] != base:
         from personaguard.errors import PersonaguardError
 
         raise PersonaguardError(
