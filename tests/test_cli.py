@@ -108,3 +108,16 @@ def test_package_imports_without_torch_side_effects():
         check=True,
     )
     assert proc.stdout.strip() == "False"
+
+
+def test_demo_rejects_an_unknown_profile(tmp_path):
+    proc = run_cli("demo", "--profile", "nope", "--out", str(tmp_path / "study"))
+    assert_one_line_error(proc, "unknown profile 'nope'", "'quick'")
+
+
+def test_demo_refuses_a_study_directory_with_other_settings(tmp_path):
+    (tmp_path / "study.json").write_text(
+        '{"profile": "x", "base": "bundled:smollm2-135m", "settings": {}, "seconds": {}}'
+    )
+    proc = run_cli("demo", "--profile", "quick", "--out", str(tmp_path))
+    assert_one_line_error(proc, "holds a study with other settings")

@@ -506,18 +506,15 @@ def prepare() -> None:
 def demo(
     out: Annotated[Path, typer.Option(help="Where the study and its report go")] = Path("runs/demo"),
     profile: Annotated[
-        str, typer.Option(help="quick (a few minutes) | full (about 1.5 h) | a YAML path")
+        str, typer.Option(help="quick (minutes) | full (about two hours) | a YAML path")
     ] = "quick",
     base: Annotated[str, typer.Option(help="Base model spec (local)")] = "bundled:smollm2-135m",
 ) -> None:
     """The main job: audit the base, train persona adapters, audit them, measure vectors, report.
     Re-running the same command resumes an interrupted study."""
     from personaguard.study.pipeline import run_study
-    from personaguard.study.profile import load_profile
 
-    html = run_study(
-        load_profile(profile), profile, out, base=base, log=lambda m: console.print(f"[bold]{m}")
-    )
+    html = run_study(profile, out, base=base, log=lambda m: console.print(f"[bold]{m}"))
     console.print(f"\nreport ready: [bold]{html}[/bold] (and report.md beside it)")
 
 
