@@ -98,9 +98,6 @@ def main(study: str) -> None:
             if d:
                 ci = f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}]"
                 print(f"| {v.name} | {other.name} | {ci} | {d['n']} |")
-    if data.study:
-        total = sum(data.study["seconds"].values())
-        print(f"\nWall time: {total / 60:.1f} min ({data.study['profile']} profile).")
 
 
 if __name__ == "__main__":
