@@ -25,13 +25,9 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/personaguard demo --out runs/demo
 
-# The report's browser test needs Debian's chromium; as root we install it, otherwise the test skips
-# (and fails under CI=true, where .ci/run runs as root).
-APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
+# The report's browser test needs Debian's chromium (installed as root or with sudo, else skipped).
 browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  { $(APT_CHROMIUM) || { apt-get update -q >/dev/null && $(APT_CHROMIUM); }; }; } || \
-	  echo "note: chromium not installed; the report's browser test will be skipped"
+	@bash scripts/ensure_chromium.sh
 
 test: setup browser
 	$(BIN)/python -m pytest -q -ra
