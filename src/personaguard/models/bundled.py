@@ -109,7 +109,8 @@ def model_dir(name: str) -> Path:
 
 
 def is_ready(path: Path) -> bool:
-    """Only a directory carrying the marker is trusted; the marker is written last."""
+    """Only a directory carrying the marker is trusted: builds rename a complete, marked directory
+    into place, and anything else at that path (an older layout, a manual copy) lacks it."""
     return (path / DONE_MARKER).is_file()
 
 
