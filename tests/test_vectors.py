@@ -141,6 +141,7 @@ def test_pca_refuses_unpaired_rows():
 
 
 def test_vectors_refuse_an_endpoint_model_with_one_line():
+    from personaguard.models import load_local_model
     from personaguard.models.base import LocalModel
     from personaguard.vectors.extract import extract
     from personaguard.vectors.geometry import assistant_axis
@@ -150,13 +151,17 @@ def test_vectors_refuse_an_endpoint_model_with_one_line():
     endpoint = Scripted(["ok"])
     assert not isinstance(endpoint, LocalModel)
     assert isinstance(FakeLocal(load_trait("warmth"), [], {}), LocalModel)
-    with pytest.raises(PersonaguardError, match="^scripted: persona vectors need a local model"):
+    with pytest.raises(PersonaguardError, match="^scripted: extracting persona vectors needs a local model"):
         extract(endpoint, load_trait("warmth"))
-    with pytest.raises(PersonaguardError, match="^scripted: the assistant axis need a local model"):
+    with pytest.raises(PersonaguardError, match="^scripted: building the assistant axis needs a local model"):
         assistant_axis(endpoint, ["q"])
-    with pytest.raises(PersonaguardError, match="^scripted: the 'warmth' vector need a local model"):
+    with pytest.raises(PersonaguardError, match="^scripted: using the 'warmth' vector needs a local model"):
         with steering(endpoint, random_vectors(), 1, 1.0):
             pass
+    with pytest.raises(
+        PersonaguardError, match="^openai:m@http://127.0.0.1:9/v1: vectors sweep needs a local"
+    ):
+        load_local_model("openai:m@http://127.0.0.1:9/v1", "vectors sweep")
 
 
 def test_vector_file_roundtrip_and_errors(tmp_path):

@@ -92,7 +92,7 @@ class LocalModel(LanguageModel, Protocol):
 def require_local(model: LanguageModel, what: str) -> LocalModel:
     """``model`` as a LocalModel, or a one-line error: an endpoint has no activations to read."""
     if not isinstance(model, LocalModel):
-        raise PersonaguardError(f"{model.spec}: {what} need a local model (bundled:... or hf:...)")
+        raise PersonaguardError(f"{model.spec}: {what} needs a local model (bundled:... or hf:...)")
     return model
 
 

@@ -134,7 +134,7 @@ def extract(
     judge: LanguageModel | None = None,
     seed: int = 0,
 ) -> PersonaVectors:
-    require_local(model, "persona vectors")  # callers need not be type-checked
+    require_local(model, "extracting persona vectors")  # callers need not be type-checked
     questions = trait.extraction_questions[:n_questions]
     pos_prompts, neg_prompts = contrastive_prompts(trait, questions)
     pos_chats, neg_chats = answered_pairs(model, trait, pos_prompts, neg_prompts, max_new_tokens, seed, judge)

@@ -24,7 +24,7 @@ ROLE_PROMPTS = (
 def assistant_axis(model: LocalModel, questions: Sequence[str]) -> PersonaVectors:
     """Mean last-prompt-token activation as the default assistant minus the mean under role-play
     system prompts, at every layer: the direction of "being the assistant"."""
-    require_local(model, "the assistant axis")
+    require_local(model, "building the assistant axis")
     layers = list(range(model.n_layers + 1))
     default: list[Chat] = [[{"role": "user", "content": q}] for q in questions]
     roles: list[Chat] = [
@@ -45,7 +45,7 @@ def drift(
 ) -> dict[str, float]:
     """Mean projection on the axis under each condition minus under neutral (same items):
     negative means the condition pushes the model away from its assistant persona."""
-    require_local(model, "drift along an axis")
+    require_local(model, "measuring drift along an axis")
     unit = axis.unit(layer)
     acts = model.activations
     base = mean((acts(list(neutral), [layer])[:, 0] @ unit).tolist())

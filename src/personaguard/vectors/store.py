@@ -45,7 +45,7 @@ class PersonaVectors:
 def check_compatible(vectors: PersonaVectors, model: LanguageModel) -> None:
     """A vector only means something in the residual stream it was measured in (and only a local
     model has one)."""
-    local = require_local(model, f"the {vectors.trait!r} vector")
+    local = require_local(model, f"using the {vectors.trait!r} vector")
     hidden, n_layers = local.hidden_size, local.n_layers
     if (hidden, n_layers) != (vectors.hidden_size, vectors.n_layers):
         raise PersonaguardError(

@@ -69,7 +69,7 @@ def sweep(
     """Coefficient 0 (the unsteered model) is always measured first, once, as the reference."""
     from rich.progress import track
 
-    require_local(model, "steering sweeps")
+    require_local(model, "a steering sweep")
     questions = trait.evaluation_questions[:n_questions]
     prompts: list[Chat] = [[{"role": "user", "content": q}] for q in questions]
     points = []
