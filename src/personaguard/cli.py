@@ -348,13 +348,13 @@ def vectors_extract(
     max_new_tokens: Annotated[int, typer.Option()] = 64,
 ) -> None:
     """Contrastive extraction of one vector per layer for each trait."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model, load_model
     from personaguard.vectors.extract import extract
     from personaguard.vectors.store import save_vectors
     from personaguard.vectors.traits import builtin_traits, load_trait
 
     traits = [load_trait(t) for t in (trait or builtin_traits())]  # bad names fail before loading
-    loaded = load_model(model)
+    loaded = load_local_model(model, "vectors extract")
     judged = load_model(judge) if judge else None
     for t in traits:
         pv = extract(loaded, t, method, questions, max_new_tokens, judged)  # type: ignore[arg-type]
@@ -373,7 +373,7 @@ def vectors_sweep(
     max_coherence_drop: Annotated[float, typer.Option(help="Nats/token allowed below unsteered")] = 0.5,
 ) -> None:
     """Sweep layers x coefficients; report trait expression vs coherence and the chosen setting."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.vectors.store import load_vectors
     from personaguard.vectors.sweep import choose, sweep
     from personaguard.vectors.traits import load_trait
@@ -384,7 +384,12 @@ def vectors_sweep(
         range(2, pv.n_layers, max(1, pv.n_layers // 6))
     )
     points = sweep(
-        load_model(model), pv, trait, layer_list, [float(c) for c in coefs.split(",") if c], questions
+        load_local_model(model, "vectors sweep"),
+        pv,
+        trait,
+        layer_list,
+        [float(c) for c in coefs.split(",") if c],
+        questions,
     )
     table = Table(title=f"{pv.trait}: steering sweep")
     for header in ("layer", "coef", "expression", "coherence"):
@@ -409,12 +414,13 @@ def vectors_shift(
     questions: Annotated[int, typer.Option(help="Evaluation questions")] = 20,
 ) -> None:
     """Fine-tuning shift along each trait: projection of the tuned model minus the base model's."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.vectors.monitor import shifts
     from personaguard.vectors.store import load_vectors
 
     pvs = [load_vectors(v) for v in vectors]
-    measured = shifts(load_model(base), ((spec, load_model(spec)) for spec in model), pvs, layer, questions)
+    tuned = ((spec, load_local_model(spec, "vectors shift")) for spec in model)
+    measured = shifts(load_local_model(base, "vectors shift"), tuned, pvs, layer, questions)
     table = Table(title=f"projection shift at layer {layer} (tuned - base)")
     for header in ("model", "trait", "prompt_last", "response_avg"):
         table.add_column(header)
@@ -434,14 +440,14 @@ def vectors_predict(
     top: Annotated[int, typer.Option(help="Show the N samples that pull hardest")] = 5,
 ) -> None:
     """Predicted shift per trait before training (projection difference), with the worst samples."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.persona.dataset import load_conversations
     from personaguard.vectors.predict import projection_differences
     from personaguard.vectors.store import load_vectors
 
     pvs = [load_vectors(v) for v in vectors]
     chats = load_conversations(data)[:limit]
-    loaded = load_model(model)
+    loaded = load_local_model(model, "vectors predict")
     for pred in projection_differences(loaded, pvs, layer, chats):
         console.print(
             f"{pred.trait}: predicted shift {pred.mean_difference:+.3f} (n={len(chats)})", highlight=False
@@ -463,10 +469,12 @@ def vectors_axis(
     limit: Annotated[int, typer.Option(help="Items")] = 40,
 ) -> None:
     """The assistant axis, and how far each audit condition moves the model along it."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.vectors.geometry import DRIFT_CONDITIONS, condition_drift
 
-    moves = condition_drift(load_model(model), layer, condition or list(DRIFT_CONDITIONS), bank, limit)
+    moves = condition_drift(
+        load_local_model(model, "vectors axis"), layer, condition or list(DRIFT_CONDITIONS), bank, limit
+    )
     for name, value in moves.items():
         console.print(f"{name:>12}: {value:+.3f} along the assistant axis (layer {layer})", highlight=False)
 

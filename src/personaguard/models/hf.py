@@ -1,7 +1,8 @@
 """Local transformers backend: batched, length-sorted, prefix-sharing scoring and generation.
 
 Layer indices follow the ``hidden_states`` convention everywhere in personaguard: layer 0 is the
-embedding output and layer L (1..n_layers) is the output of decoder block L-1.
+embedding output and layer L (1..n_layers) is the raw output of decoder block L-1, also for the
+last layer (transformers' ``hidden_states[-1]`` is taken after the final norm; ours is not).
 """
 
 from __future__ import annotations
@@ -460,6 +461,25 @@ class HFModel:
                 else:  # skip the left padding, and for responses the prompt too
                     begin = width - len(rows[i]) + starts[i]
                     result[i] = hidden[b, :, begin:].mean(dim=1).cpu()
+        return result
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @torch.inference_mode()
+    def token_activations(self, prompts: Sequence[Chat], layer: int) -> list[torch.Tensor]:
+        """Per prompt, the residual stream at ``layer`` at every prompt token, [n_tokens, hidden]
+        float32, padding excluded: the positions a hook at ``layer`` edits (e.g. to set a cap)."""
+        self.check_layer(layer)
+        rows = [self.encode(self.render(chat)) for chat in prompts]
+        result = [torch.empty(0)] * len(rows)
+        for width, batch in self._width_batches([len(r) for r in rows]):
+            ids, mask, positions = self._left_padded([rows[i] for i in batch], width)
+            with self._capture([layer]) as captured:
+                self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
+            for b, i in enumerate(batch):
+                result[i] = captured[layer][b, width - len(rows[i]) :].float().cpu()
         return result
 
     @contextmanager

@@ -146,7 +146,7 @@ def ensure_warmth(name: str, scorer: Any, responder: Any, profile: Profile, layo
 
 
 def ensure_shift(base_model: Any, specs: dict[str, str], profile: Profile, layout: StudyLayout) -> None:
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.vectors.monitor import shifts
     from personaguard.vectors.store import load_vectors
 
@@ -158,7 +158,7 @@ def ensure_shift(base_model: Any, specs: dict[str, str], profile: Profile, layou
     layer = profile.vectors.probe_layer
     measured = shifts(
         base_model,
-        ((n, load_model(s)) for n, s in todo.items()),
+        ((n, load_local_model(s, "the persona-vector shift")) for n, s in todo.items()),
         vectors,
         layer,
         profile.vectors.shift_questions,

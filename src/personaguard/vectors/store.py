@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 
 from personaguard.errors import PersonaguardError
-
-LAYER_CONVENTION = "hidden_states: 0 = embedding output, L = output of decoder block L-1"
+from personaguard.models.base import LAYER_CONVENTION, LanguageModel, require_local
 
 
 @dataclass(frozen=True)
@@ -43,10 +42,11 @@ class PersonaVectors:
         return v / v.norm().clamp(min=1e-12)
 
 
-def check_compatible(vectors: PersonaVectors, model: object) -> None:
-    """A vector only means something in the residual stream it was measured in."""
-    hidden = model.model.config.hidden_size  # type: ignore[attr-defined]
-    n_layers = model.n_layers  # type: ignore[attr-defined]
+def check_compatible(vectors: PersonaVectors, model: LanguageModel) -> None:
+    """A vector only means something in the residual stream it was measured in (and only a local
+    model has one)."""
+    local = require_local(model, f"using the {vectors.trait!r} vector")
+    hidden, n_layers = local.hidden_size, local.n_layers
     if (hidden, n_layers) != (vectors.hidden_size, vectors.n_layers):
         raise PersonaguardError(
             f"the {vectors.trait!r} vector comes from {vectors.model} (hidden size {vectors.hidden_size}, "
