@@ -51,6 +51,7 @@ class FakeLocal:
     device = torch.device("cpu")
     n_layers = 2
     hidden_size = 6
+    weights = "sha-of-the-fake-base"
     SHIFT = torch.tensor([0.0, 0, 0, 0, 0, 1.0])
 
     def __init__(self, trait, questions, replies):
@@ -186,6 +187,15 @@ def test_vector_from_another_model_is_refused():
     fake = FakeLocal(load_trait("warmth"), [], {})
     with pytest.raises(PersonaguardError, match="hidden size 8, 4 layers.*hidden size 6 and 2 layers"):
         check_compatible(random_vectors(), fake)
+
+
+def test_vector_from_other_weights_of_the_same_shape_is_refused(tmp_path):
+    fake = FakeLocal(load_trait("warmth"), [], {})
+    same_shape = PersonaVectors("warmth", torch.zeros(3, 6), "other", "mean_diff", "x", 3, "sha-of-another")
+    save_vectors(same_shape, tmp_path / "v.safetensors")
+    with pytest.raises(PersonaguardError, match="not in this model's base weights"):
+        check_compatible(load_vectors(tmp_path / "v.safetensors"), fake)
+    check_compatible(PersonaVectors("warmth", torch.zeros(3, 6), "m", "mean_diff", "x", 3, fake.weights), fake)
 
 
 def test_capping_and_ablation_act_only_along_the_axis():

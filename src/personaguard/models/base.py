@@ -78,6 +78,11 @@ class LocalModel(LanguageModel, Protocol):
     @property
     def hidden_size(self) -> int: ...
 
+    @property
+    def weights(self) -> str | None:
+        """sha256 of the base weights (adapters aside), when known: vectors refuse another model."""
+        ...
+
     def check_layer(self, layer: int) -> None: ...
 
     def activations(

@@ -211,6 +211,7 @@ def dequantise(gguf: Path, out: Path, dtype: str) -> None:
 def _exclusive(lock: Path, name: str) -> Iterator[None]:
     """One builder per model at a time, across processes; the OS drops the lock if its holder dies."""
     import fcntl  # POSIX only; imported here so that parsing specs works everywhere
+
     with lock.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -114,12 +114,17 @@ class HFModel:
 
             model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload().to(self.dtype)
         self._attach(model.to(self.device).eval(), self.tokenizer, str(path))
+        from personaguard.models.fingerprint import weights_sha256
+
+        self.weights = weights_sha256(str(path))
 
     @classmethod
-    def wrap(cls, model: torch.nn.Module, tokenizer: Any, spec: str) -> HFModel:
-        """An engine over an already-loaded model (e.g. one being trained), sharing its weights."""
+    def wrap(cls, model: torch.nn.Module, tokenizer: Any, spec: str, weights: str | None = None) -> HFModel:
+        """An engine over an already-loaded model (e.g. one being trained), sharing its weights;
+        ``weights`` is the base weights' sha256 when the caller knows it."""
         self = cls.__new__(cls)
         self.spec = spec
+        self.weights = weights
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.batch_size = 16

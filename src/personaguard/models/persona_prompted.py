@@ -62,6 +62,10 @@ class LocalPersonaPrompted(PersonaPrompted):
         return self.local.n_layers
 
     @property
+    def weights(self) -> str | None:
+        return self.inner.weights
+
+    @property
     def hidden_size(self) -> int:
         return self.local.hidden_size
 

@@ -33,12 +33,15 @@ def attach_vectors(
     layer, also at or above the steered one (where it would otherwise read the added vector)."""
     if not (config.steer or config.ablate or config.monitor):
         return None
+    from personaguard.models import parse_spec, resolve_local_path
+    from personaguard.models.fingerprint import weights_sha256
     from personaguard.models.hf import HFModel
     from personaguard.vectors.steer import Gate, ablation, load_vector_option, steering
     from personaguard.vectors.store import check_compatible
     from personaguard.vectors.traits import load_trait
 
-    engine = HFModel.wrap(model, tokenizer, config.model)
+    base_weights = weights_sha256(resolve_local_path(parse_spec(config.model)))
+    engine = HFModel.wrap(model, tokenizer, config.model, weights=base_weights)
     gate = Gate()
     if config.steer:
         vectors, layer, coef = load_vector_option(config.steer, "steer")

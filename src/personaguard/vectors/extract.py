@@ -147,5 +147,5 @@ def extract(
     pos = model.activations(pos_chats, layers, span="response_avg")
     neg = model.activations(neg_chats, layers, span="response_avg")
     return PersonaVectors(
-        trait.name, direction(pos, neg, method), model.spec, method, "response_avg", len(pos)
+        trait.name, direction(pos, neg, method), model.spec, method, "response_avg", len(pos), model.weights
     )

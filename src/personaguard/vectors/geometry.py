@@ -33,7 +33,9 @@ def assistant_axis(model: LocalModel, questions: Sequence[str]) -> PersonaVector
         for q in questions
     ]
     axis = model.activations(default, layers).mean(0) - model.activations(roles, layers).mean(0)
-    return PersonaVectors("assistant_axis", axis, model.spec, "mean_diff", "prompt_last", len(default))
+    return PersonaVectors(
+        "assistant_axis", axis, model.spec, "mean_diff", "prompt_last", len(default), model.weights
+    )
 
 
 def drift(

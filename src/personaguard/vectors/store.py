@@ -20,6 +20,7 @@ class PersonaVectors:
     method: str
     span: str
     n_pairs: int
+    weights: str | None = None  # sha256 of the base weights they were measured in
 
     @property
     def n_layers(self) -> int:
@@ -52,6 +53,12 @@ def check_compatible(vectors: PersonaVectors, model: LanguageModel) -> None:
             f"the {vectors.trait!r} vector comes from {vectors.model} (hidden size {vectors.hidden_size}, "
             f"{vectors.n_layers} layers) but the model has hidden size {hidden} and {n_layers} layers"
         )
+    if vectors.weights and local.weights and vectors.weights != local.weights:
+        raise PersonaguardError(
+            f"the {vectors.trait!r} vector was measured in {vectors.model} (weights sha256 "
+            f"{vectors.weights[:12]}…), not in this model's base weights ({local.weights[:12]}…); "
+            "a direction means something only in the residual stream it came from"
+        )
 
 
 def save_vectors(vectors: PersonaVectors, path: str | Path) -> Path:
@@ -66,6 +73,7 @@ def save_vectors(vectors: PersonaVectors, path: str | Path) -> Path:
         "span": vectors.span,
         "n_pairs": str(vectors.n_pairs),
         "layer_convention": LAYER_CONVENTION,
+        **({"model_weights": vectors.weights} if vectors.weights else {}),
     }
     tmp = path.with_name(path.name + ".tmp")
     save_file({"vectors": vectors.vectors.contiguous()}, str(tmp), metadata=meta)
@@ -89,5 +97,11 @@ def load_vectors(path: str | Path) -> PersonaVectors:
     if missing or tensor.ndim != 2:
         raise PersonaguardError(f"{path}: not a personaguard vector file (missing {sorted(missing)})")
     return PersonaVectors(
-        meta["trait"], tensor.float(), meta["model"], meta["method"], meta["span"], int(meta["n_pairs"])
+        meta["trait"],
+        tensor.float(),
+        meta["model"],
+        meta["method"],
+        meta["span"],
+        int(meta["n_pairs"]),
+        meta.get("model_weights"),
     )
