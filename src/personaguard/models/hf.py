@@ -454,19 +454,22 @@ class HFModel:
             else:
                 rows.append(self.encode(self.render(chat)))
                 starts.append(0)
-        result = torch.zeros(len(prompts), len(layers), self.model.config.hidden_size)
+        result = torch.zeros(len(prompts), len(layers), self.hidden_size)
+        for i, states in self._row_states(rows, layers):
+            result[i] = states[:, -1] if span == "prompt_last" else states[:, starts[i] :].mean(dim=1)
+        return result
+
+    def _row_states(
+        self, rows: Sequence[Sequence[int]], layers: Sequence[int]
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(row index, its residual stream at ``layers`` without padding: [layers, tokens, hidden])."""
         for width, batch in self._width_batches([len(r) for r in rows]):
             ids, mask, positions = self._left_padded([rows[i] for i in batch], width)
             with self._capture(layers) as captured:
                 self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
             hidden = torch.stack([captured[layer] for layer in layers], dim=1).float()
             for b, i in enumerate(batch):
-                if span == "prompt_last":
-                    result[i] = hidden[b, :, -1].cpu()
-                else:  # skip the left padding, and for responses the prompt too
-                    begin = width - len(rows[i]) + starts[i]
-                    result[i] = hidden[b, :, begin:].mean(dim=1).cpu()
-        return result
+                yield i, hidden[b, :, width - len(rows[i]) :].cpu()
 
     @property
     def hidden_size(self) -> int:
@@ -479,12 +482,8 @@ class HFModel:
         self.check_layer(layer)
         rows = [self.encode(self.render(chat)) for chat in prompts]
         result = [torch.empty(0)] * len(rows)
-        for width, batch in self._width_batches([len(r) for r in rows]):
-            ids, mask, positions = self._left_padded([rows[i] for i in batch], width)
-            with self._capture([layer]) as captured:
-                self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
-            for b, i in enumerate(batch):
-                result[i] = captured[layer][b, width - len(rows[i]) :].float().cpu()
+        for i, states in self._row_states(rows, [layer]):
+            result[i] = states[0]
         return result
 
     @contextmanager
