@@ -18,7 +18,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from personaguard.audit.graders import ANSWER_PREFILL
-from personaguard.data.items import bank_path, load_items
+from personaguard.data.catalog import bank_path
+from personaguard.data.items import load_items
 from personaguard.models import load_model
 from personaguard.models.bundled import materialise
 

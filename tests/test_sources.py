@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from personaguard.data import sources
-from personaguard.data.items import Item, bank_path, load_items
+from personaguard.data.catalog import bank_path
+from personaguard.data.items import Item, load_items
 from personaguard.errors import PersonaguardError
 
 FIXTURES = Path(__file__).parent / "data" / "sources"

@@ -228,7 +228,8 @@ app.add_typer(refusal_app, name="refusal")
 def refusal_validate() -> None:
     """Agreement of the refusal classifier with PyRIT's human-labelled refusal rows."""
     from personaguard.audit.refusal import validate_on
-    from personaguard.data.items import bank_path, load_items
+    from personaguard.data.catalog import bank_path
+    from personaguard.data.items import load_items
 
     scores = validate_on(load_items(bank_path("refusal_labels")))
     console.print(

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from personaguard.audit.runstore import atomic_write
-from personaguard.study.layout import AUDIT_KINDS, StudyLayout
 from personaguard.study.profile import Profile, Steer, Variant, load_profile
+from personaguard.study_layout import AUDIT_KINDS, StudyLayout
 
 BUNDLED = "bundled:smollm2-135m"
 MONITORED = ("warmth", "sycophancy")  # traits whose projection is logged while training
