@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import shutil
 import signal
 import threading
@@ -125,6 +126,18 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
+def load_resume_state(path: Path) -> dict[str, Any]:
+    """The resume state holds only tensors, state dicts and numbers, so it loads with
+    ``weights_only=True``: a state.pt that would run code when unpickled is refused, not executed."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise PersonaguardError(
+            f"{path}: not a resume state this version wrote ({reason}); delete it to train from the start"
+        ) from None
+
+
 def load_data(config: TrainConfig, tokenizer: Any) -> EncodedSet:
     chats = load_conversations(config.data)
     require_chat_template(tokenizer, config.model)
@@ -191,7 +204,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
     state_path = out / "state.pt"
     start, tokens_seen, elapsed = 0, 0, 0.0
     if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
+        state = load_resume_state(state_path)
         model.load_state_dict(state["adapter"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
