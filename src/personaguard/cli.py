@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from personaguard._warnings import silence_known_warnings
 from personaguard.data.yamlfile import validated
 from personaguard.errors import PersonaguardError
 
@@ -550,6 +551,7 @@ def _usage_line(exc: Any) -> str:
 
 
 def main() -> None:
+    silence_known_warnings()
     click = _click_exceptions()
     try:
         app(prog_name="personaguard", standalone_mode=False)

@@ -35,6 +35,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from personaguard._warnings import silence_known_warnings
 from personaguard.errors import PersonaguardError
 from personaguard.models import parse_spec, resolve_local_path
 from personaguard.models.hf import default_dtype
@@ -153,6 +154,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    silence_known_warnings()  # transformers' and PEFT's known deprecation notices
     spec = parse_spec(config.model)
     if spec.scheme == "openai" or spec.adapter:
         raise PersonaguardError(f"train needs a local base model (bundled:... or hf:...), got {spec}")
