@@ -36,10 +36,27 @@ def _ancestors(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node that can run: ``if TYPE_CHECKING:`` bodies are only read by type checkers."""
+    for child in ast.iter_child_nodes(tree):
+        if _is_type_checking(child):
+            yield from (n for stmt in child.orelse for n in [stmt, *_runtime_nodes(stmt)])
+            continue
+        yield child
+        yield from _runtime_nodes(child)
+
+
 def _imported(name: str, path: Path) -> Iterator[str]:
     """Every personaguard module an import anywhere in the file names, lazy ones included."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -106,6 +123,16 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 def test_find_cycle_finds_a_cycle_and_accepts_a_dag():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_type_checking_imports_are_not_runtime_imports(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import personaguard.cli\n"
+        "else:\n    import personaguard.errors\n\ndef f():\n    import personaguard.paths\n"
+    )
+    assert set(_imported("personaguard.m", source)) >= {"personaguard.errors", "personaguard.paths"}
+    assert "personaguard.cli" not in set(_imported("personaguard.m", source))
 
 
 def test_lazy_imports_and_parent_packages_are_edges():
