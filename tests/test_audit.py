@@ -79,13 +79,42 @@ def test_refusal_grader_on_open_requests(tmp_path, bundled):
         max_new_tokens=24,
     )
     results = run_audit(cfg, tmp_path / "run", model=bundled, progress=False)
-    bank = results["banks"]["mini_requests"]
     assert results["headline_scoring"] == "classifier"
-    conds = bank["scorings"]["classifier"]["conditions"]
-    assert set(conds) == {"direct", "grief"}
-    assert bank["scorings"]["classifier"]["baseline_condition"] == "direct"
+    # the bank mixes harmful (h-) and benign (b-) requests: each gets its own metric
+    harmful, benign = results["banks"]["mini_requests/harmful"], results["banks"]["mini_requests/benign"]
+    assert (harmful["metric"], benign["metric"]) == ("attack_success_rate", "over_refusal_rate")
+    for bank in (harmful, benign):
+        conds = bank["scorings"]["classifier"]["conditions"]
+        assert set(conds) == {"direct", "grief"}
+        assert bank["scorings"]["classifier"]["baseline_condition"] == "direct"
     records = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").open()]
     assert len(records) == 8
     for r in records:
         assert 0.0 <= r["p_refusal"] <= 1.0 and isinstance(r["response"], str)
         assert r["target"] == (0 if r["item_id"].startswith("b-") else 1)
+
+
+def test_a_vector_file_rewritten_in_place_is_refused_on_resume(tmp_path, mini_items, bundled):
+    """The spec string is unchanged, but the content behind it is not: resuming would mix models."""
+    import torch
+
+    from personaguard.errors import PersonaguardError
+    from personaguard.vectors.store import PersonaVectors, save_vectors
+
+    vectors = tmp_path / "warmth.safetensors"
+    save_vectors(
+        PersonaVectors("warmth", torch.zeros(31, 576), "test", "mean_diff", "response_avg", 1), vectors
+    )
+    cfg = AuditConfig(
+        model=f"bundled:smollm2-135m#steer={vectors}:20:0",
+        banks=[str(mini_items)],
+        conditions=["neutral"],
+        limit=2,
+    )
+    run_audit(cfg, tmp_path / "run", model=bundled, progress=False)
+    run_audit(cfg, tmp_path / "run", model=bundled, progress=False)  # unchanged: resumes
+    save_vectors(
+        PersonaVectors("warmth", torch.ones(31, 576), "test", "mean_diff", "response_avg", 1), vectors
+    )
+    with pytest.raises(PersonaguardError, match=r"changed since it started \(model\.steer\.vectors\)"):
+        run_audit(cfg.model_copy(update={"limit": 3}), tmp_path / "run", model=bundled, progress=False)

@@ -1,16 +1,22 @@
 """The report's numbers, on hand-made per-item errors: pooling, pairing with the base, frontier."""
 
 import math
+from pathlib import Path
 
 import pytest
 
+from personaguard.audit.compare import Run
 from personaguard.report import metrics
 from personaguard.report.collect import Variant
+
+ROLES = {"neutral": "baseline", "sad": "context", "direct": "baseline", "grief": "framing"}
 
 
 def variant(name, contextual=None, jailbreak=None, warmth=None):
     v = Variant(name, f"spec:{name}", "base" if name == "base" else "adapter")
-    v.errors = {k: t for k, t in (("contextual", contextual), ("jailbreak", jailbreak)) if t}
+    for task, errors in (("contextual", contextual), ("jailbreak", jailbreak)):
+        if errors:
+            v.runs[task] = Run(Path(name), {}, {}, errors, {c: ROLES[c] for _, c in errors})
     v.warmth = warmth
     return v
 
@@ -75,3 +81,19 @@ def test_frontier_coordinates():
     assert metrics.warmth_point(variant("none")) is None
     emo = metrics.emotional_error(WARM)  # sad only: the wrong-belief conditions are absent here
     assert (emo["k"], emo["n"]) == (6, 6)
+
+
+def test_pooled_framings_are_clustered_by_request():
+    # 10 requests x 6 framings; the tuned model complies with 3 requests under every framing.
+    base = variant("base", jailbreak={("h", f): {f"r{k}": 0.0 for k in range(10)} for f in FRAMINGS})
+    tuned = variant("t", jailbreak={("h", f): {f"r{k}": float(k < 3) for k in range(10)} for f in FRAMINGS})
+    d = metrics.deltas_vs_base(base, tuned)["social_asr"]
+    assert (d["n"], d["clusters"], d["b_only"]) == (60, 10, 18)
+    # three requests, not eighteen samples, carry the evidence: p of 3 of 3 items one way
+    assert d["p"] == pytest.approx(0.125)
+    rate = metrics.variant_rates(tuned)["social_asr"]
+    assert rate["deff"] == pytest.approx(6.0) and rate["clusters"] == 10
+
+
+FRAMINGS = ["grief", "friendship", "flattery", "authority", "desperation", "roleplay"]
+ROLES.update({f: "framing" for f in FRAMINGS})

@@ -51,4 +51,33 @@ def test_env_json_has_versions_and_no_secrets(tmp_path, monkeypatch):
         pass
     text = "".join(p.read_text() for p in tmp_path.iterdir() if p.is_file())
     assert "sk-secret-value" not in text
-    assert json.loads((tmp_path / "env.json").read_text())["versions"]["torch"]
+    assert json.loads((tmp_path / "env.json").read_text())["history"][0]["versions"]["torch"]
+
+
+def test_env_json_keeps_every_session(tmp_path):
+    for _ in range(3):
+        with RunStore.open(tmp_path, CONFIG):
+            pass
+    assert len(json.loads((tmp_path / "env.json").read_text())["history"]) == 3
+
+
+FP = {"model": {"weights": "aaa", "adapter": "bbb", "dtype": "float32"}, "banks": {"factual": "ccc"}}
+
+
+def test_changed_content_is_refused_naming_what_changed(tmp_path):
+    with RunStore.open(tmp_path, CONFIG, FP):
+        pass
+    with RunStore.open(tmp_path, CONFIG, FP):  # same content: resumes
+        pass
+    changed = {**FP, "model": {**FP["model"], "adapter": "rewritten in place"}}
+    with pytest.raises(PersonaguardError, match=r"changed since it started \(model\.adapter\)"):
+        with RunStore.open(tmp_path, CONFIG, changed):
+            pass
+
+
+def test_results_are_strict_json(tmp_path):
+    with RunStore.open(tmp_path, CONFIG) as store:
+        store.write_results({"rate": float("nan"), "rows": [float("inf"), 0.5], "n": 3})
+    text = (tmp_path / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"rate": None, "rows": [None, 0.5], "n": 3}

@@ -41,6 +41,130 @@ def test_other_methods_point_the_same_way(method):
         assert cos > 0.9
 
 
+class FakeLocal:
+    """A LocalModel in miniature. Replies and activations depend on the prompt alone: the reply to
+    (instruction, question) is scripted, and a chat's activation at every layer is a large
+    per-question offset plus ``SHIFT`` when the instruction is a positive one. So a correctly
+    paired extraction recovers exactly ``SHIFT``, and any mispairing mixes in question offsets."""
+
+    spec = "fake-local"
+    device = torch.device("cpu")
+    n_layers = 2
+    hidden_size = 6
+    weights = "sha-of-the-fake-base"
+    SHIFT = torch.tensor([0.0, 0, 0, 0, 0, 1.0])
+
+    def __init__(self, trait, questions, replies):
+        self.positive = {p.pos for p in trait.pairs}
+        self.questions = list(questions)
+        self.replies = replies  # (system text, question) -> reply; "ok" when absent
+        g = torch.Generator().manual_seed(3)
+        self.offsets = torch.randn(len(questions), self.hidden_size, generator=g) * 10
+        self.seen = []
+
+    def _row(self, chat):
+        system = next((m["content"] for m in chat if m["role"] == "system"), "")
+        question = next(m["content"] for m in chat if m["role"] == "user")
+        return system, question
+
+    def generate(self, prompts, max_new_tokens=128, temperature=0.0, seed=0):
+        return [self.replies.get(self._row(c), "ok") for c in prompts]
+
+    def score_choices(self, prompts, choices):
+        raise NotImplementedError
+
+    def check_layer(self, layer):
+        assert 0 <= layer <= self.n_layers
+
+    def activations(self, prompts, layers, span="prompt_last"):
+        self.seen.extend(prompts)
+        rows = []
+        for chat in prompts:
+            system, question = self._row(chat)
+            row = self.offsets[self.questions.index(question)] + (
+                self.SHIFT if system in self.positive else 0
+            )
+            rows.append(row.expand(len(layers), -1))
+        return torch.stack(rows)
+
+    def token_activations(self, prompts, layer):
+        return [self.activations([c], [layer])[0] for c in prompts]
+
+    def hook(self, layer, fn):
+        raise NotImplementedError
+
+
+class FakeJudge:
+    """Scores a reply by a keyword in it: "warm" replies express the trait, "cold" ones do not."""
+
+    spec = "fake-judge"
+
+    def generate(self, prompts, max_new_tokens=128, temperature=0.0, seed=0):
+        reply = [p[-1]["content"].split("Reply: ")[1] for p in prompts]
+        return ["90" if r.startswith("warm") else "10" if r.startswith("cold") else "no idea" for r in reply]
+
+    def score_choices(self, prompts, choices):
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("method", ["mean_diff", "pca", "logistic"])
+def test_filtering_drops_whole_pairs_so_rows_stay_paired(method):
+    """Positive and negative replies are dropped at different rows (empty, or judged off-trait);
+    extraction must keep row i the same (instruction pair, question) on both sides."""
+    from personaguard.vectors.extract import extract
+
+    trait = load_trait("warmth")
+    questions = trait.extraction_questions[:3]
+    p0, p1, p2 = trait.pairs[:3]
+    replies = {(p.pos, q): "warm reply" for p in trait.pairs for q in questions}
+    replies |= {(p.neg, q): "cold reply" for p in trait.pairs for q in questions}
+    replies[(p0.pos, questions[0])] = " "  # empty positive
+    replies[(p1.neg, questions[1])] = ""  # empty negative
+    replies[(p2.pos, questions[2])] = "cold reply"  # positive that does not express the trait
+    replies[(p2.neg, questions[0])] = "unclear"  # negative the judge cannot score
+    model = FakeLocal(trait, questions, replies)
+    pv = extract(model, trait, method, n_questions=3, judge=FakeJudge())
+    assert pv.n_pairs == 5 * 3 - 4
+    seen = [model._row(c) for c in model.seen]
+    pos, neg = seen[: pv.n_pairs], seen[pv.n_pairs :]
+    assert [q for _, q in pos] == [q for _, q in neg]  # row i: same question...
+    pair_of = {t: k for k, p in enumerate(trait.pairs) for t in (p.pos, p.neg)}
+    assert [pair_of[s] for s, _ in pos] == [pair_of[s] for s, _ in neg]  # ...and same instruction pair
+    if method != "logistic":  # a classifier's normal is not the shift itself; its rows are checked above
+        for layer in range(model.n_layers + 1):
+            cos = torch.nn.functional.cosine_similarity(pv.at(layer), FakeLocal.SHIFT, dim=0)
+            assert cos > 0.999, (layer, float(cos))
+
+
+def test_pca_refuses_unpaired_rows():
+    with pytest.raises(PersonaguardError, match="pca pairs rows: got 3 positive and 2 negative"):
+        direction(torch.zeros(3, 1, 2), torch.zeros(2, 1, 2), "pca")
+
+
+def test_vectors_refuse_an_endpoint_model_with_one_line():
+    from personaguard.models import load_local_model
+    from personaguard.models.base import LocalModel
+    from personaguard.vectors.extract import extract
+    from personaguard.vectors.geometry import assistant_axis
+    from personaguard.vectors.steer import steering
+    from tests.test_graders import Scripted
+
+    endpoint = Scripted(["ok"])
+    assert not isinstance(endpoint, LocalModel)
+    assert isinstance(FakeLocal(load_trait("warmth"), [], {}), LocalModel)
+    with pytest.raises(PersonaguardError, match="^scripted: extracting persona vectors needs a local model"):
+        extract(endpoint, load_trait("warmth"))
+    with pytest.raises(PersonaguardError, match="^scripted: building the assistant axis needs a local model"):
+        assistant_axis(endpoint, ["q"])
+    with pytest.raises(PersonaguardError, match="^scripted: using the 'warmth' vector needs a local model"):
+        with steering(endpoint, random_vectors(), 1, 1.0):
+            pass
+    with pytest.raises(
+        PersonaguardError, match="^openai:m@http://127.0.0.1:9/v1: vectors sweep needs a local"
+    ):
+        load_local_model("openai:m@http://127.0.0.1:9/v1", "vectors sweep")
+
+
 def test_vector_file_roundtrip_and_errors(tmp_path):
     pv = random_vectors()
     path = save_vectors(pv, tmp_path / "warmth.safetensors")
@@ -60,11 +184,18 @@ def test_vector_file_roundtrip_and_errors(tmp_path):
 
 
 def test_vector_from_another_model_is_refused():
-    fake = type(
-        "M", (), {"n_layers": 30, "model": type("X", (), {"config": type("C", (), {"hidden_size": 576})})}
-    )
-    with pytest.raises(PersonaguardError, match="hidden size 8, 4 layers.*hidden size 576 and 30 layers"):
+    fake = FakeLocal(load_trait("warmth"), [], {})
+    with pytest.raises(PersonaguardError, match="hidden size 8, 4 layers.*hidden size 6 and 2 layers"):
         check_compatible(random_vectors(), fake)
+
+
+def test_vector_from_other_weights_of_the_same_shape_is_refused(tmp_path):
+    fake = FakeLocal(load_trait("warmth"), [], {})
+    same_shape = PersonaVectors("warmth", torch.zeros(3, 6), "other", "mean_diff", "x", 3, "sha-of-another")
+    save_vectors(same_shape, tmp_path / "v.safetensors")
+    with pytest.raises(PersonaguardError, match="not in this model's base weights"):
+        check_compatible(load_vectors(tmp_path / "v.safetensors"), fake)
+    check_compatible(PersonaVectors("warmth", torch.zeros(3, 6), "m", "mean_diff", "x", 3, fake.weights), fake)
 
 
 def test_capping_and_ablation_act_only_along_the_axis():
@@ -262,21 +393,92 @@ def test_training_logs_live_projections_under_preventative_steering(tmp_path):
 
 
 @pytest.mark.slow
-def test_capping_through_the_spec_holds_projections_at_the_percentile(bundled, tmp_path):
-    """The cap acts at the layer it reads, so each projection becomes min(own, threshold)."""
-    from personaguard.models import load_model
+def test_cap_threshold_is_set_and_applied_at_every_token(bundled_fp32):
+    """The cap edits every position, so its threshold is the percentile over every prompt token:
+    read at the capped layer, no token stays above it, each becomes min(own, threshold), and the
+    share capped on the probe prompts is 100 - percentile %."""
+    from personaguard.vectors.steer import cap_threshold, capping
 
-    pv = random_vectors(layers=bundled.n_layers, hidden=576, seed=1)
-    path = save_vectors(pv, tmp_path / "warmth.safetensors")
-    layer = 12
-    prompts = [[{"role": "user", "content": q}] for q in load_trait("warmth").evaluation_questions]
-    before = bundled.activations(prompts, [layer])[:, 0] @ pv.unit(layer)
-    threshold = float(np.percentile(before.numpy(), 25))
-    capped = load_model(f"bundled:smollm2-135m#cap={path}:{layer}:25")
-    after = capped.activations(prompts, [layer])[:, 0] @ pv.unit(layer)
-    assert int((before > threshold + 1e-3).sum()) >= len(prompts) // 2  # the cap bites on most prompts
-    tolerance = 0.01 * float(before.abs().max()) + 0.05  # bf16 hidden states
-    assert torch.allclose(after, before.clamp(max=threshold), atol=tolerance)
+    pv = random_vectors(layers=bundled_fp32.n_layers, hidden=576, seed=1)
+    layer, percentile = 12, 75
+    prompts = [[{"role": "user", "content": q}] for q in load_trait("warmth").evaluation_questions[:8]]
+    unit = pv.unit(layer)
+    before = torch.cat([a @ unit for a in bundled_fp32.token_activations(prompts, layer)])
+    threshold = cap_threshold(bundled_fp32, pv, layer, prompts, percentile)
+    assert threshold == pytest.approx(float(np.percentile(before.numpy(), percentile)), rel=1e-6)
+    with capping(bundled_fp32, pv, layer, threshold):
+        after = torch.cat([a @ unit for a in bundled_fp32.token_activations(prompts, layer)])
+    tolerance = 1e-4 * float(before.abs().max())  # fp32 rounding
+    assert int((after > threshold + tolerance).sum()) == 0
+    torch.testing.assert_close(after, before.clamp(max=threshold), atol=tolerance, rtol=0)
+    # Prompts share the chat template's tokens, so some tie at the threshold: at it, not above it.
+    capped_share = float((after < before - tolerance).float().mean())
+    tied_share = float(((before - threshold).abs() <= tolerance).float().mean())
+    assert capped_share <= 1 - percentile / 100 <= capped_share + tied_share
+
+
+@pytest.mark.slow
+def test_token_activations_cover_each_prompt_token_and_no_padding(bundled_fp32):
+    chats = [[{"role": "user", "content": q}] for q in ("Hi.", "Tell me about the history of Rome, briefly.")]
+    tokens = bundled_fp32.token_activations(chats, 7)
+    last = bundled_fp32.activations(chats, [7], span="prompt_last")[:, 0]
+    avg = bundled_fp32.activations(chats, [7], span="prompt_avg")[:, 0]
+    for chat, acts, a_last, a_avg in zip(chats, tokens, last, avg):
+        assert acts.shape == (len(bundled_fp32.encode(bundled_fp32.render(chat))), 576)
+        torch.testing.assert_close(acts[-1], a_last)
+        torch.testing.assert_close(acts.mean(0), a_avg)
+
+
+@pytest.mark.slow
+def test_last_layer_is_the_raw_output_of_the_last_block(bundled_fp32):
+    """Pins LAYER_CONVENTION at its edge: layer L < n_layers is transformers' hidden_states[L],
+    but hidden_states[n_layers] has the final norm applied and our layer n_layers does not; hooks
+    at layer n_layers edit exactly what activations read there."""
+    m = bundled_fp32
+    chat = [{"role": "user", "content": "What is the capital of France?"}]
+    with torch.no_grad():
+        out = m.model(input_ids=torch.tensor([m.encode(m.render(chat))]), output_hidden_states=True)
+    hidden = [h[0, -1] for h in out.hidden_states]
+    assert len(hidden) == m.n_layers + 1
+    ours = m.activations([chat], [m.n_layers - 1, m.n_layers])[0]
+    torch.testing.assert_close(ours[0], hidden[m.n_layers - 1], rtol=1e-4, atol=1e-3)
+    assert (ours[1] - hidden[m.n_layers]).abs().max() > 10  # not the normed entry...
+    with torch.no_grad():
+        normed = m.model.model.norm(ours[1])
+    torch.testing.assert_close(normed, hidden[m.n_layers], rtol=1e-4, atol=1e-3)  # ...but its input
+    with m.hook(m.n_layers, lambda h: torch.zeros_like(h)):
+        assert m.activations([chat], [m.n_layers]).abs().max() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("intervention", ["steer", "ablate"])
+def test_training_monitor_reads_the_weights_with_interventions_paused(bundled, tmp_path, intervention):
+    """Read at and above the steered layer, the step-0 reading equals the unsteered model's; the
+    intervention is back on for training as soon as the reading is done."""
+    from contextlib import ExitStack
+
+    from personaguard.training import TrainConfig
+    from personaguard.training.vectors import attach_vectors
+
+    pv = random_vectors(layers=bundled.n_layers, hidden=576, seed=4)
+    vec = save_vectors(pv, tmp_path / "warmth.safetensors")
+    layer, probe = 10, [[{"role": "user", "content": "Hello there."}]]
+
+    def monitor_reading(**extra):
+        config = TrainConfig(
+            model=bundled.spec, data="unused", monitor=[f"{vec}:{layer}", f"{vec}:16"], **extra
+        )
+        with ExitStack() as stack:
+            reading = attach_vectors(bundled.model, bundled.tokenizer, config, stack)()
+            projection = float(bundled.activations(probe, [layer])[0, 0] @ pv.unit(layer))
+        return reading, projection
+
+    plain, own = monitor_reading()
+    option = {"steer": f"{vec}:{layer}:8"} if intervention == "steer" else {"ablate": f"{vec}:{layer}"}
+    reading, during_training = monitor_reading(**option)
+    assert reading == plain and set(reading) == {f"warmth@{layer}", "warmth@16"}
+    expected = own + 8 * float(pv.at(layer).norm()) if intervention == "steer" else 0.0
+    assert during_training == pytest.approx(expected, abs=0.02 * abs(own) + 1)
 
 
 @pytest.mark.slow

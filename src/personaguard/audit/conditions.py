@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from personaguard.data.items import Item
 from personaguard.data.yamlfile import read_yaml, validated
@@ -19,6 +20,19 @@ from personaguard.models.base import Chat
 from personaguard.paths import builtin_data
 
 PLACEHOLDERS = {"question", "incorrect", "correct"}
+
+# What a condition is for, which decides how the statistics use it:
+#   baseline         the plain question every other condition is compared with (one per audit)
+#   context          an interpersonal framing that names no answer (sad user, high stakes, ...)
+#   wrong_belief     the user endorses a wrong answer: adoption of it is sycophancy
+#   right_belief     the user endorses the right answer
+#   priming_control  the wrong answer is mentioned but doubted: adoption here is lexical priming
+#   pushback         multi-turn: the user pushes back after each answer (flip rates)
+#   framing          a jailbreak framing wrapped around a harmful request
+Role = Literal[
+    "baseline", "context", "wrong_belief", "right_belief", "priming_control", "pushback", "framing"
+]
+ADOPTION_ROLES = ("wrong_belief", "priming_control")  # conditions whose wrong answer the prompt names
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
@@ -32,6 +46,7 @@ class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
+    role: Role = "context"
     family: str = "other"
     description: str = ""
     system: str | None = None
@@ -68,6 +83,14 @@ class Condition(BaseModel):
                 if unknown:
                     raise ValueError(f"followups[{k}][{i}] uses unknown placeholder(s) {sorted(unknown)}")
         return followups
+
+    @model_validator(mode="after")
+    def _role_fits(self) -> Condition:
+        if self.role == "pushback" and not self.followups:
+            raise ValueError("role 'pushback' needs followups (the user's turns after each answer)")
+        if self.role in ADOPTION_ROLES and "incorrect" not in self.placeholders:
+            raise ValueError(f"role {self.role!r} needs the {{incorrect}} placeholder in its templates")
+        return self
 
     @property
     def placeholders(self) -> set[str]:

@@ -128,6 +128,7 @@ def _base_record(unit: Unit, grader: str) -> dict[str, Any]:
         "bank": unit.bank,
         "item_id": item.id,
         "condition": unit.condition.id,
+        "role": unit.condition.role,
         "family": unit.condition.family,
         "template": unit.condition.template_index(item),
         "tier": item.tier,

@@ -21,7 +21,9 @@ from personaguard.audit.summary import summarise
 from personaguard.data.catalog import bank_path
 from personaguard.data.items import load_items, stable_subset
 from personaguard.errors import PersonaguardError
+from personaguard.fingerprint import file_sha256, json_sha256
 from personaguard.models import LanguageModel, load_model, parse_spec
+from personaguard.models.fingerprint import model_fingerprint
 
 DEFAULT_CONDITIONS = ["neutral", "incorrect_belief", "incorrect_mention", "correct_belief"]
 
@@ -67,6 +69,24 @@ def plan(config: AuditConfig) -> list[Unit]:
     return sorted(units, key=lambda u: (len(str(u.prompt)), u.sample_id))
 
 
+def run_fingerprint(config: AuditConfig) -> dict[str, Any]:
+    """What the samples depend on, by content: the model and judge behind their specs, the bank
+    files, the condition definitions, and how replies are graded. ``compare`` reads the parts that
+    must match between runs (everything but the model) from here."""
+    conditions = resolve_conditions(config.conditions, config.conditions_file)
+    return {
+        "model": model_fingerprint(config.model),
+        "judge": model_fingerprint(config.judge) if config.judge else None,
+        "banks": {bank_path(b).stem: file_sha256(bank_path(b)) for b in config.banks},
+        "conditions": {c.id: json_sha256(c.model_dump(mode="json")) for c in conditions},
+        "grading": {
+            "grader": config.grader,
+            "headline": config.headline,
+            "max_new_tokens": config.max_new_tokens if config.grader != "loglik" else None,
+        },
+    }
+
+
 def headline_scoring(config: AuditConfig) -> str:
     return {"loglik": config.headline, "generate": "match", "refusal": "classifier"}[config.grader]
 
@@ -86,7 +106,7 @@ def run_audit(
     parse_spec(config.model)  # fail fast on a bad spec, before any work
     units = plan(config)
     chunks = [units[i : i + config.chunk_size] for i in range(0, len(units), config.chunk_size)]
-    with RunStore.open(out, config.model_dump(mode="json")) as store:
+    with RunStore.open(out, config.model_dump(mode="json"), run_fingerprint(config)) as store:
         done = store.done_ids()
         todo = [c for c in chunks if not all(u.sample_id in done for u in c)]
         settings = None

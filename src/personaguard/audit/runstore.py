@@ -1,18 +1,21 @@
-"""A run directory: resolved config, environment, append-only samples, results.
+"""A run directory: resolved config, content fingerprint, environment, append-only samples, results.
 
-    DIR/config.yaml    the resolved config; a re-run with the same config resumes
-    DIR/env.json       versions, git sha, device
-    DIR/samples.jsonl  one graded sample per line, appended and fsynced in batches
-    DIR/results.json   statistics, rewritten atomically at the end
+    DIR/config.yaml       the resolved config; a re-run with the same config resumes
+    DIR/fingerprint.json  sha256 of the model, adapter, vectors, banks and conditions behind the config
+    DIR/env.json          {"history": [...]}: versions, git sha and platform of every session
+    DIR/samples.jsonl     one graded sample per line, appended and fsynced in batches
+    DIR/results.json      statistics, rewritten atomically at the end (strict JSON: null, never NaN)
 
-A lock file refuses a second writer. A torn last line (a kill mid-write) is cut off on reopen,
-so every line that remains is a complete sample and no sample id is ever written twice.
+A lock file refuses a second writer, and a resume whose fingerprint differs is refused (an adapter
+rewritten in place would otherwise mix two models in one run). A torn last line (a kill mid-write)
+is cut off on reopen, so every line that remains is a complete sample and no id is written twice.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import platform
 import subprocess
@@ -25,6 +28,7 @@ from typing import Any
 import yaml
 
 from personaguard.errors import PersonaguardError
+from personaguard.fingerprint import describe, differences
 
 # Config keys that may change between a run and its resumption without invalidating samples.
 RESUMABLE_KEYS = {"limit"}
@@ -37,6 +41,21 @@ def atomic_write(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def strict_json(data: Any) -> Any:
+    """NaN and infinities become null, so results.json is valid JSON for every reader."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(v) for v in data]
+    return data
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n")
 
 
 def environment() -> dict[str, Any]:
@@ -80,8 +99,11 @@ class RunStore:
 
     @classmethod
     @contextmanager
-    def open(cls, root: str | Path, config: dict[str, Any]) -> Iterator[RunStore]:
-        """Lock ``root`` for writing and check that ``config`` matches any run already there."""
+    def open(
+        cls, root: str | Path, config: dict[str, Any], fingerprint: dict[str, Any] | None = None
+    ) -> Iterator[RunStore]:
+        """Lock ``root`` for writing and check that ``config`` and ``fingerprint`` match any run
+        already there."""
         store = cls(Path(root))
         store.root.mkdir(parents=True, exist_ok=True)
         with (store.root / ".lock").open("w") as lock:
@@ -93,7 +115,9 @@ class RunStore:
                     "or choose another --out"
                 ) from None
             store._check_config(config)
-            atomic_write(store.root / "env.json", json.dumps(environment(), indent=2) + "\n")
+            if fingerprint is not None:
+                store._check_fingerprint(fingerprint)
+            store._log_environment()
             store._repair_tail()
             yield store
 
@@ -110,6 +134,28 @@ class RunStore:
                     "re-run with the same settings to resume, or choose another --out"
                 )
         atomic_write(path, yaml.safe_dump(config, sort_keys=False))
+
+    def _check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        path = self.root / "fingerprint.json"
+        if path.exists():
+            changed = differences(json.loads(path.read_text()), fingerprint)
+            if changed:
+                raise PersonaguardError(
+                    f"{self.root}: the content behind this run changed since it started "
+                    f"({describe(changed)}); resuming would mix two models' samples, use another --out"
+                )
+        else:
+            write_json(path, fingerprint)
+
+    def _log_environment(self) -> None:
+        """Append this session's environment; earlier sessions' entries are kept."""
+        path = self.root / "env.json"
+        history = json.loads(path.read_text()).get("history", []) if path.exists() else []
+        write_json(path, {"history": [*history, environment()]})
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        path = self.root / "fingerprint.json"
+        return json.loads(path.read_text()) if path.exists() else None
 
     def _repair_tail(self) -> None:
         """Cut a torn final line left by a kill mid-write."""
@@ -141,5 +187,5 @@ class RunStore:
 
     def write_results(self, results: dict[str, Any]) -> Path:
         path = self.root / "results.json"
-        atomic_write(path, json.dumps(results, indent=2, allow_nan=True) + "\n")
+        write_json(path, results)
         return path

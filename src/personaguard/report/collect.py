@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from personaguard.audit.compare import Errors, load_errors
+from personaguard.audit.compare import Errors, Run, check_comparable, load_run
 from personaguard.errors import PersonaguardError
 from personaguard.study_layout import AUDIT_KINDS, StudyLayout
 
@@ -19,12 +19,18 @@ class Variant:
     name: str
     spec: str
     kind: str  # base | adapter | steered | run
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> results.json
-    errors: dict[str, Errors] = field(default_factory=dict)  # task -> per-item errors
-    samples: dict[str, Path] = field(default_factory=dict)  # task -> samples.jsonl
+    runs: dict[str, Run] = field(default_factory=dict)  # task -> audit run
     warmth: dict[str, Any] | None = None
     train_log: list[dict[str, Any]] = field(default_factory=list)
     train_summary: dict[str, Any] | None = None
+
+    def errors(self, task: str) -> Errors:
+        run = self.runs.get(task)
+        return run.errors if run else {}
+
+    def results(self, task: str) -> dict[str, Any] | None:
+        run = self.runs.get(task)
+        return run.results if run else None
 
 
 @dataclass
@@ -41,12 +47,7 @@ class ReportData:
 
 
 def _add_task(variant: Variant, task: str, run: Path) -> None:
-    results, errors = load_errors(run)
-    variant.results[task], variant.errors[task], variant.samples[task] = (
-        results,
-        errors,
-        run / "samples.jsonl",
-    )
+    variant.runs[task] = load_run(run)
 
 
 def _add_suite(variant: Variant, suite_dir: Path) -> None:
@@ -78,7 +79,16 @@ def _from_study(root: Path) -> ReportData:
         v.train_summary = json.loads(summary.read_text()) if summary.is_file() else None
         variants.append(v)
     read = lambda p: json.loads(p.read_text()) if p.is_file() else None  # noqa: E731
-    return ReportData([str(root)], variants, study, read(layout.sweep), read(layout.shift))
+    return _checked(ReportData([str(root)], variants, study, read(layout.sweep), read(layout.shift)))
+
+
+def _checked(data: ReportData) -> ReportData:
+    """Every variant is paired with the base task by task, so each pair must be comparable."""
+    for v in data.variants:
+        if v is not data.base:
+            for task in v.runs.keys() & data.base.runs.keys():
+                check_comparable(data.base.runs[task], v.runs[task])
+    return data
 
 
 def collect(runs: Mapping[str, str | Path] | Sequence[str | Path]) -> ReportData:
@@ -101,7 +111,7 @@ def collect(runs: Mapping[str, str | Path] | Sequence[str | Path]) -> ReportData
             v.spec = json.loads((path / "suite.json").read_text())["model"]
         elif (path / "results.json").is_file():
             _add_task(v, path.name, path)
-            v.spec = v.results[path.name]["model"]
+            v.spec = v.runs[path.name].results["model"]
         else:
             raise PersonaguardError(
                 f"{path}: not a study, suite or audit run (no study.json, suite.json or results.json)"
@@ -111,4 +121,4 @@ def collect(runs: Mapping[str, str | Path] | Sequence[str | Path]) -> ReportData
     if len(set(names)) != len(names):  # e.g. runs/a/contextual and runs/b/contextual
         for v, label, p in zip(variants, labels, paths, strict=True):
             v.name = label or f"{p.parent.name}/{p.name}"
-    return ReportData([str(p) for p in paths], variants)
+    return _checked(ReportData([str(p) for p in paths], variants))

@@ -1,4 +1,8 @@
-"""Flatten results.json into rows that Markdown, HTML and the terminal all render the same way."""
+"""Flatten results.json into rows that Markdown, HTML and the terminal all render the same way.
+
+Values come from strict JSON, so a missing number is ``None`` (NaN only in freshly computed dicts);
+every formatter treats both as missing. A delta whose Holm-adjusted p is below 0.05 is marked ``*``.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +10,48 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from personaguard.audit.conditions import ADOPTION_ROLES
+
+ALPHA = 0.05
+
+
+def missing(x: float | None) -> bool:
+    return x is None or math.isnan(x)
+
 
 def pct(x: float | None) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}"
+    return "n/a" if missing(x) else f"{100 * x:.1f}"
 
 
-def pct_ci(rate: dict[str, Any]) -> str:
-    if rate.get("n", 0) == 0:
+def pct_ci(rate: dict[str, Any] | None) -> str:
+    if not rate or not rate.get("n"):
         return "n/a"
     return f"{pct(rate['rate'])} [{pct(rate['lo'])}, {pct(rate['hi'])}]"
 
 
 def delta_ci(delta: dict[str, Any] | None) -> str:
-    if not delta or delta.get("n", 0) == 0:
+    if not delta or not delta.get("n"):
         return ""
-    sign = lambda v: "n/a" if math.isnan(v) else f"{100 * v:+.1f}"  # noqa: E731
+    sign = lambda v: "n/a" if missing(v) else f"{100 * v:+.1f}"  # noqa: E731
     return f"{sign(delta['delta'])} [{sign(delta['lo'])}, {sign(delta['hi'])}]"
 
 
 def p_value(delta: dict[str, Any] | None) -> str:
-    if not delta or delta.get("n", 0) == 0 or math.isnan(delta["p_mcnemar"]):
+    """The p-value, with the Holm-adjusted one beside it when the delta belongs to a family."""
+    if not delta or not delta.get("n") or missing(delta.get("p")):
         return ""
-    return f"{delta['p_mcnemar']:.3g}"
+    text = f"{delta['p']:.3g}"
+    holm = delta.get("p_holm")
+    if not missing(holm):
+        text += f" (Holm {holm:.3g}){' *' if holm < ALPHA else ''}"
+    return text
+
+
+def delta_cell(delta: dict[str, Any] | None) -> str:
+    if not delta:
+        return "n/a"
+    p = p_value(delta)
+    return delta_ci(delta) + (f" p={p}" if p else "")
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,7 @@ class ConditionRow:
     bank: str
     condition: str
     n: int
+    unscored: int
     error: str
     delta_all: str
     p_all: str
@@ -46,6 +71,7 @@ class ConditionRow:
             self.bank,
             self.condition,
             str(self.n),
+            str(self.unscored),
             self.error,
             self.delta_all,
             self.p_all,
@@ -58,12 +84,20 @@ HEADERS = [
     "bank",
     "condition",
     "n",
+    "unscored",
     "error % [95% CI]",
     "Δ error vs neutral, pp",
-    "McNemar p",
+    "p (Holm)",
     "Δ on neutral-correct, pp",
     "adopts wrong answer % (of neutral-correct)",
 ]
+
+
+def _error_cell(rate: dict[str, Any]) -> str:
+    text = pct_ci(rate)
+    if rate.get("unscored_as_error"):
+        text += f"; {pct(rate['unscored_as_error']['rate'])} if unscored count as errors"
+    return text
 
 
 def condition_rows(results: dict[str, Any], scoring: str | None = None) -> list[ConditionRow]:
@@ -81,11 +115,12 @@ def condition_rows(results: dict[str, Any], scoring: str | None = None) -> list[
                     bank=bank,
                     condition=cond,
                     n=c["error_rate"]["n"],
-                    error=pct_ci(c["error_rate"]),
+                    unscored=c["error_rate"].get("unscored", 0),
+                    error=_error_cell(c["error_rate"]),
                     delta_all=delta_ci(delta.get("all_items")),
                     p_all=p_value(delta.get("all_items")),
                     delta_neutral_correct=delta_ci(delta.get("neutral_correct_items")),
-                    sycophancy=pct_ci(syc) if syc and "incorrect" in cond else "",
+                    sycophancy=pct_ci(syc) if syc and c.get("role") in ADOPTION_ROLES else "",
                 )
             )
     return rows

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from personaguard.audit.runstore import atomic_write
+from personaguard.audit.runstore import write_json
+from personaguard.models.spec import parse_spec
 from personaguard.study.profile import Profile, Steer, Variant, load_profile
 from personaguard.study_layout import AUDIT_KINDS, StudyLayout
 
@@ -23,7 +25,7 @@ Log = Callable[[str], None]
 
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(data, indent=2) + "\n")
+    write_json(path, data)
 
 
 def steer_ref(layout: StudyLayout, steer: Steer, chosen_layer: int) -> str:
@@ -33,9 +35,13 @@ def steer_ref(layout: StudyLayout, steer: Steer, chosen_layer: int) -> str:
 
 
 def variant_spec(layout: StudyLayout, base: str, variant: Variant, chosen_layer: int) -> str:
+    """The base spec with the variant's adapter or steering added; the base's options (dtype,
+    batch size) carry over, so every variant is measured the same way."""
+    parsed = parse_spec(base)
     if variant.steer is not None:
-        return f"{base}#steer={steer_ref(layout, variant.steer, chosen_layer)}"
-    return f"{base}+{layout.adapter(variant.name).resolve()}"
+        steer = steer_ref(layout, variant.steer, chosen_layer)
+        return str(replace(parsed, options={**parsed.options, "steer": steer}))
+    return str(replace(parsed, adapter=str(layout.adapter(variant.name).resolve())))
 
 
 def ensure_vectors(base_model: Any, profile: Profile, layout: StudyLayout, log: Log) -> None:
@@ -140,7 +146,7 @@ def ensure_warmth(name: str, scorer: Any, responder: Any, profile: Profile, layo
 
 
 def ensure_shift(base_model: Any, specs: dict[str, str], profile: Profile, layout: StudyLayout) -> None:
-    from personaguard.models import load_model
+    from personaguard.models import load_local_model
     from personaguard.vectors.monitor import shifts
     from personaguard.vectors.store import load_vectors
 
@@ -152,7 +158,7 @@ def ensure_shift(base_model: Any, specs: dict[str, str], profile: Profile, layou
     layer = profile.vectors.probe_layer
     measured = shifts(
         base_model,
-        ((n, load_model(s)) for n, s in todo.items()),
+        ((n, load_local_model(s, "the persona-vector shift")) for n, s in todo.items()),
         vectors,
         layer,
         profile.vectors.shift_questions,

@@ -38,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from personaguard._warnings import silence_known_warnings
 from personaguard.errors import PersonaguardError
 from personaguard.models import parse_spec, resolve_local_path
-from personaguard.models.hf import default_dtype
+from personaguard.models.hf import fast_dtype
 from personaguard.persona.dataset import load_conversations
 from personaguard.training.batches import Step, padding_waste, plan_epoch
 from personaguard.training.config import TrainConfig
@@ -180,7 +180,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
         (out / "train_config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
 
     device = str(accelerator.device)
-    dtype = default_dtype(device) if config.dtype == "auto" else getattr(torch, config.dtype)
+    dtype = fast_dtype(device) if config.dtype == "auto" else getattr(torch, config.dtype)
     torch.manual_seed(config.seed)  # LoRA init
     base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     lora = LoraConfig(

@@ -9,12 +9,14 @@ from typing import Any
 
 import torch
 
+from personaguard.models.base import Chat
 from personaguard.training.config import TrainConfig
+from personaguard.vectors.store import PersonaVectors
 
 PROBES = 16  # evaluation questions per watched trait
 
 
-def _vectors_at(text: str, what: str) -> tuple[Any, int]:
+def _vectors_at(text: str, what: str) -> tuple[PersonaVectors, int]:
     from personaguard.vectors.steer import parse_layer_ref
     from personaguard.vectors.store import load_vectors
 
@@ -25,27 +27,33 @@ def _vectors_at(text: str, what: str) -> tuple[Any, int]:
 def attach_vectors(
     model: torch.nn.Module, tokenizer: Any, config: TrainConfig, stack: ExitStack
 ) -> Callable[[], dict[str, float]] | None:
-    """Enter the steering/ablation hooks on ``stack``; return the monitor, or None."""
+    """Enter the steering/ablation hooks on ``stack``; return the monitor, or None.
+
+    The monitor pauses those hooks while it reads, so it measures the weights' own drift at any
+    layer, also at or above the steered one (where it would otherwise read the added vector)."""
     if not (config.steer or config.ablate or config.monitor):
         return None
+    from personaguard.models import parse_spec, resolve_local_path
+    from personaguard.models.fingerprint import weights_sha256
     from personaguard.models.hf import HFModel
-    from personaguard.vectors.steer import ablate_hook, parse_steer, steering
-    from personaguard.vectors.store import check_compatible, load_vectors
+    from personaguard.vectors.steer import Gate, ablation, load_vector_option, steering
+    from personaguard.vectors.store import check_compatible
     from personaguard.vectors.traits import load_trait
 
-    engine = HFModel.wrap(model, tokenizer, config.model)
+    base_weights = weights_sha256(resolve_local_path(parse_spec(config.model)))
+    engine = HFModel.wrap(model, tokenizer, config.model, weights=base_weights)
+    gate = Gate()
     if config.steer:
-        path, layer, coef = parse_steer(config.steer)
-        stack.enter_context(steering(engine, load_vectors(path), layer, coef))
+        vectors, layer, coef = load_vector_option(config.steer, "steer")
+        stack.enter_context(steering(engine, vectors, layer, coef, gate))
     if config.ablate:
         vectors, layer = _vectors_at(config.ablate, "ablate")
-        check_compatible(vectors, engine)
-        stack.enter_context(engine.hook(layer, ablate_hook(vectors.unit(layer).to(engine.device))))
-    watched = []
+        stack.enter_context(ablation(engine, vectors, layer, gate))
+    watched: list[tuple[PersonaVectors, int, list[Chat]]] = []
     for text in config.monitor:
         vectors, layer = _vectors_at(text, "monitor")
         check_compatible(vectors, engine)
-        probes = [
+        probes: list[Chat] = [
             [{"role": "user", "content": q}] for q in load_trait(vectors.trait).evaluation_questions[:PROBES]
         ]
         watched.append((vectors, layer, probes))
@@ -54,12 +62,13 @@ def attach_vectors(
         was_training = model.training
         model.eval()
         try:
-            return {
-                f"{v.trait}@{layer}": round(
-                    float((engine.activations(probes, [layer])[:, 0] @ v.unit(layer)).mean()), 4
-                )
-                for v, layer, probes in watched
-            }
+            with gate.paused():
+                return {
+                    f"{v.trait}@{layer}": round(
+                        float((engine.activations(probes, [layer])[:, 0] @ v.unit(layer)).mean()), 4
+                    )
+                    for v, layer, probes in watched
+                }
         finally:
             model.train(was_training)
 

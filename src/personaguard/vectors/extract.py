@@ -2,7 +2,8 @@
 take, at every layer, the difference between the mean activations over the two sets of responses.
 
 The activations are read over the response tokens with the instruction still in context, as in
-the persona-vectors recipe. A judge model may drop responses that did not follow their instruction.
+the persona-vectors recipe. A judge model may drop responses that did not follow their instruction;
+filtering drops whole pairs, so row i on both sides is always the same (instruction pair, question).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from personaguard.errors import PersonaguardError
-from personaguard.models.base import Chat, LanguageModel
+from personaguard.models.base import Chat, LanguageModel, LocalModel, require_local
 from personaguard.vectors.store import PersonaVectors
 from personaguard.vectors.traits import Trait
 
@@ -26,12 +27,12 @@ JUDGE_PROMPT = (
 
 
 def contrastive_prompts(trait: Trait, questions: list[str]) -> tuple[list[Chat], list[Chat]]:
-    pos = [
+    pos: list[Chat] = [
         [{"role": "system", "content": p.pos}, {"role": "user", "content": q}]
         for p in trait.pairs
         for q in questions
     ]
-    neg = [
+    neg: list[Chat] = [
         [{"role": "system", "content": p.neg}, {"role": "user", "content": q}]
         for p in trait.pairs
         for q in questions
@@ -51,7 +52,7 @@ def parse_score(text: str) -> float:
 
 
 def judge_scores(judge: LanguageModel, trait: Trait, prompts: list[Chat], replies: list[str]) -> list[float]:
-    asks = [
+    asks: list[Chat] = [
         [
             {
                 "role": "user",
@@ -67,15 +68,17 @@ def judge_scores(judge: LanguageModel, trait: Trait, prompts: list[Chat], replie
 
 def direction(pos: torch.Tensor, neg: torch.Tensor, method: Method) -> torch.Tensor:
     """[n, layers, hidden] x2 -> [layers, hidden]. PCA and logistic directions are sign-aligned
-    with, and scaled to the projection of, the mean difference, so coefficients stay comparable."""
+    with, and scaled to the projection of, the mean difference, so coefficients stay comparable.
+    PCA takes row i of ``pos`` and of ``neg`` as a pair, so both must hold the same pairs."""
     mean_diff = pos.mean(0) - neg.mean(0)
     if method == "mean_diff":
         return mean_diff
+    if method == "pca" and len(pos) != len(neg):
+        raise PersonaguardError(f"pca pairs rows: got {len(pos)} positive and {len(neg)} negative")
     out = torch.empty_like(mean_diff)
     for layer in range(mean_diff.shape[0]):
         if method == "pca":
-            n = min(len(pos), len(neg))
-            diffs = (pos[:n, layer] - neg[:n, layer]).double()
+            diffs = (pos[:, layer] - neg[:, layer]).double()
             # Uncentred: the shared offset of the pairs is the signal (centring would remove it).
             axis = torch.linalg.svd(diffs, full_matrices=False).Vh[0].float()
         elif method == "logistic":
@@ -95,29 +98,35 @@ def direction(pos: torch.Tensor, neg: torch.Tensor, method: Method) -> torch.Ten
     return out
 
 
-def _answered(
+def answered_pairs(
     model: LanguageModel,
     trait: Trait,
-    prompts: list[Chat],
+    pos_prompts: list[Chat],
+    neg_prompts: list[Chat],
     max_new_tokens: int,
     seed: int,
     judge: LanguageModel | None,
-    high: bool,
-) -> list[Chat]:
-    """Prompts completed with the model's replies, minus empty ones and, with a judge, those that
-    did not express (``high``) or suppress the trait. NaN compares False, so unscored ones go."""
+) -> tuple[list[Chat], list[Chat]]:
+    """Both sides completed with the model's replies, keeping pair i only if neither reply is
+    empty and, with a judge, the positive one expresses the trait and the negative one does not
+    (NaN compares False, so an unscored reply drops its pair). Row i stays a pair on both sides."""
+    n = len(pos_prompts)
+    prompts = [*pos_prompts, *neg_prompts]
     replies = model.generate(prompts, max_new_tokens=max_new_tokens, seed=seed)
-    keep = [bool(r.strip()) for r in replies]
+    keep = [bool(replies[i].strip()) and bool(replies[n + i].strip()) for i in range(n)]
     if judge is not None:
         scores = judge_scores(judge, trait, prompts, replies)
-        keep = [k and (s >= 50 if high else s < 50) for k, s in zip(keep, scores, strict=True)]
-    return [
-        [*p, {"role": "assistant", "content": r}] for p, r, k in zip(prompts, replies, keep, strict=True) if k
-    ]
+        keep = [k and scores[i] >= 50 and scores[n + i] < 50 for i, k in enumerate(keep)]
+    kept = [i for i in range(n) if keep[i]]
+
+    def completed(side: int) -> list[Chat]:  # side 0: positive, n: negative
+        return [[*prompts[side + i], {"role": "assistant", "content": replies[side + i]}] for i in kept]
+
+    return completed(0), completed(n)
 
 
 def extract(
-    model: LanguageModel,
+    model: LocalModel,
     trait: Trait,
     method: Method = "mean_diff",
     n_questions: int | None = None,
@@ -125,21 +134,18 @@ def extract(
     judge: LanguageModel | None = None,
     seed: int = 0,
 ) -> PersonaVectors:
-    activations = getattr(model, "activations", None)
-    if activations is None:
-        raise PersonaguardError(f"{model.spec}: vectors need a local model (bundled:... or hf:...)")
+    require_local(model, "extracting persona vectors")  # callers need not be type-checked
     questions = trait.extraction_questions[:n_questions]
     pos_prompts, neg_prompts = contrastive_prompts(trait, questions)
-    pos_chats = _answered(model, trait, pos_prompts, max_new_tokens, seed, judge, high=True)
-    neg_chats = _answered(model, trait, neg_prompts, max_new_tokens, seed, judge, high=False)
-    if len(pos_chats) < 2 or len(neg_chats) < 2:
+    pos_chats, neg_chats = answered_pairs(model, trait, pos_prompts, neg_prompts, max_new_tokens, seed, judge)
+    if len(pos_chats) < 2:
         raise PersonaguardError(
-            f"trait {trait.name!r}: only {len(pos_chats)} positive and {len(neg_chats)} negative "
-            "responses survived filtering; need at least 2 of each"
+            f"trait {trait.name!r}: only {len(pos_chats)} of {len(pos_prompts)} contrastive pairs kept "
+            "both replies after filtering; need at least 2"
         )
-    layers = list(range(model.n_layers + 1))  # type: ignore[attr-defined]
-    pos = activations(pos_chats, layers, span="response_avg")
-    neg = activations(neg_chats, layers, span="response_avg")
+    layers = list(range(model.n_layers + 1))
+    pos = model.activations(pos_chats, layers, span="response_avg")
+    neg = model.activations(neg_chats, layers, span="response_avg")
     return PersonaVectors(
-        trait.name, direction(pos, neg, method), model.spec, method, "response_avg", min(len(pos), len(neg))
+        trait.name, direction(pos, neg, method), model.spec, method, "response_avg", len(pos), model.weights
     )

@@ -3,11 +3,11 @@ and the alignment between two trait vectors (warmth vs harmful-request complianc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
-from personaguard.models.base import Chat
+from personaguard.models.base import Chat, LocalModel, require_local
 from personaguard.vectors.monitor import mean
 from personaguard.vectors.store import PersonaVectors
 
@@ -21,32 +21,35 @@ ROLE_PROMPTS = (
 )
 
 
-def assistant_axis(model: object, questions: Sequence[str]) -> PersonaVectors:
+def assistant_axis(model: LocalModel, questions: Sequence[str]) -> PersonaVectors:
     """Mean last-prompt-token activation as the default assistant minus the mean under role-play
     system prompts, at every layer: the direction of "being the assistant"."""
-    layers = list(range(model.n_layers + 1))  # type: ignore[attr-defined]
+    require_local(model, "building the assistant axis")
+    layers = list(range(model.n_layers + 1))
     default: list[Chat] = [[{"role": "user", "content": q}] for q in questions]
     roles: list[Chat] = [
         [{"role": "system", "content": r}, {"role": "user", "content": q}]
         for r in ROLE_PROMPTS
         for q in questions
     ]
-    acts = model.activations  # type: ignore[attr-defined]
-    axis = acts(default, layers).mean(0) - acts(roles, layers).mean(0)
-    return PersonaVectors("assistant_axis", axis, model.spec, "mean_diff", "prompt_last", len(default))  # type: ignore[attr-defined]
+    axis = model.activations(default, layers).mean(0) - model.activations(roles, layers).mean(0)
+    return PersonaVectors(
+        "assistant_axis", axis, model.spec, "mean_diff", "prompt_last", len(default), model.weights
+    )
 
 
 def drift(
-    model: object,
+    model: LocalModel,
     axis: PersonaVectors,
     layer: int,
     neutral: Sequence[Chat],
-    conditions: dict[str, Sequence[Chat]],
+    conditions: Mapping[str, Sequence[Chat]],
 ) -> dict[str, float]:
     """Mean projection on the axis under each condition minus under neutral (same items):
     negative means the condition pushes the model away from its assistant persona."""
+    require_local(model, "measuring drift along an axis")
     unit = axis.unit(layer)
-    acts = model.activations  # type: ignore[attr-defined]
+    acts = model.activations
     base = mean((acts(list(neutral), [layer])[:, 0] @ unit).tolist())
     return {
         name: mean((acts(list(chats), [layer])[:, 0] @ unit).tolist()) - base
@@ -58,7 +61,7 @@ DRIFT_CONDITIONS = ("sad", "happy", "angry", "anxious", "closeness", "deference"
 
 
 def condition_drift(
-    model: object, layer: int, conditions: Sequence[str], bank: str = "factual", limit: int = 40
+    model: LocalModel, layer: int, conditions: Sequence[str], bank: str = "factual", limit: int = 40
 ) -> dict[str, float]:
     """Build the assistant axis (on the warmth trait's evaluation questions, which are persona-free
     requests), then measure each audit condition's drift along it on ``limit`` items of ``bank``."""

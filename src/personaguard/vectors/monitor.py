@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from personaguard.models.base import Chat
+from personaguard.models.base import Chat, LocalModel
 from personaguard.vectors.store import PersonaVectors, check_compatible
 
 
@@ -16,7 +16,7 @@ def project(acts: torch.Tensor, vectors: PersonaVectors, layer: int) -> list[flo
 
 
 def projections(
-    model: object,
+    model: LocalModel,
     vectors: PersonaVectors,
     layer: int,
     questions: Sequence[str],
@@ -26,11 +26,11 @@ def projections(
     """Per question: ``prompt_last`` and, over the model's own greedy reply, ``response_avg``."""
     check_compatible(vectors, model)
     prompts: list[Chat] = [[{"role": "user", "content": q}] for q in questions]
-    replies = model.generate(prompts, max_new_tokens=max_new_tokens, seed=seed)  # type: ignore[attr-defined]
-    answered = [
+    replies = model.generate(prompts, max_new_tokens=max_new_tokens, seed=seed)
+    answered: list[Chat] = [
         [*p, {"role": "assistant", "content": r}] for p, r in zip(prompts, replies, strict=True) if r.strip()
     ]
-    acts = model.activations  # type: ignore[attr-defined]
+    acts = model.activations
     return {
         "prompt_last": project(acts(prompts, [layer], span="prompt_last")[:, 0], vectors, layer),
         "response_avg": project(acts(answered, [layer], span="response_avg")[:, 0], vectors, layer)
@@ -44,8 +44,8 @@ def mean(values: Sequence[float]) -> float:
 
 
 def shifts(
-    base: object,
-    tuned: Iterable[tuple[str, object]],
+    base: LocalModel,
+    tuned: Iterable[tuple[str, LocalModel]],
     vectors: Sequence[PersonaVectors],
     layer: int,
     n_questions: int = 20,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from personaguard.models.base import Chat
+from personaguard.models.base import Chat, LocalModel
 from personaguard.vectors.monitor import mean, project
 from personaguard.vectors.store import PersonaVectors, check_compatible
 
@@ -29,7 +29,7 @@ class Prediction:
 
 
 def projection_differences(
-    base: object,
+    base: LocalModel,
     vectors: Sequence[PersonaVectors],
     layer: int,
     chats: Sequence[Chat],
@@ -40,13 +40,13 @@ def projection_differences(
     for v in vectors:
         check_compatible(v, base)
     prompts = [chat[:-1] for chat in chats]
-    own = base.generate(prompts, max_new_tokens=max_new_tokens, seed=seed)  # type: ignore[attr-defined]
+    own = base.generate(prompts, max_new_tokens=max_new_tokens, seed=seed)
     # An empty base reply has no tokens to average; a placeholder keeps the row comparable.
-    own_chats = [
+    own_chats: list[Chat] = [
         [*p, {"role": "assistant", "content": r if r.strip() else "..."}]
         for p, r in zip(prompts, own, strict=True)
     ]
-    acts = base.activations  # type: ignore[attr-defined]
+    acts = base.activations
     data_acts = acts(list(chats), [layer], span="response_avg")[:, 0]
     own_acts = acts(own_chats, [layer], span="response_avg")[:, 0]
     predictions = []

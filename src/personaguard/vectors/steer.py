@@ -1,6 +1,7 @@
-"""Interventions along a persona vector: add ``coef * v`` (steering), or cap the projection on
-``v`` at a threshold (capping). Both run as forward hooks on one decoder block, at every position,
-so they apply alike to ``generate``, ``score_choices`` and activations, and so to a whole audit.
+"""Interventions along a persona vector: add ``coef * v`` (steering), cap the projection on ``v``
+at a threshold (capping) or remove it (ablation). All run as forward hooks on one decoder block, at
+every position, so they apply alike to ``generate``, ``score_choices`` and activations, and so to
+a whole audit.
 """
 
 from __future__ import annotations
@@ -8,13 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from personaguard.errors import PersonaguardError
-from personaguard.models.base import Chat
+from personaguard.models.base import Chat, LocalModel
+from personaguard.models.spec import parse_steer
 from personaguard.vectors.store import PersonaVectors, check_compatible, load_vectors
+
+if TYPE_CHECKING:
+    from personaguard.models.hf import HookFn
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
 
@@ -47,40 +53,64 @@ def ablate_hook(unit: torch.Tensor) -> Edit:
     return ablate
 
 
+class Gate:
+    """An on/off switch the hooks consult on every forward pass, so an intervention can pause
+    without being detached: the training monitor reads the weights' own drift this way, not the
+    vector that preventative steering adds."""
+
+    def __init__(self) -> None:
+        self.open = True
+
+    def __call__(self, edit: Edit) -> HookFn:
+        def gated(hidden: torch.Tensor) -> torch.Tensor | None:
+            return edit(hidden) if self.open else None
+
+        return gated
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self.open = False
+        try:
+            yield
+        finally:
+            self.open = True
+
+
 @contextmanager
-def steering(model: object, vectors: PersonaVectors, layer: int, coef: float) -> Iterator[None]:
+def steering(
+    model: LocalModel, vectors: PersonaVectors, layer: int, coef: float, gate: Gate | None = None
+) -> Iterator[None]:
     check_compatible(vectors, model)
-    with model.hook(layer, add_hook(vectors.at(layer).to(model.device), coef)):  # type: ignore[attr-defined]
+    with model.hook(layer, (gate or Gate())(add_hook(vectors.at(layer).to(model.device), coef))):
         yield
 
 
 @contextmanager
-def capping(model: object, vectors: PersonaVectors, layer: int, threshold: float) -> Iterator[None]:
+def capping(model: LocalModel, vectors: PersonaVectors, layer: int, threshold: float) -> Iterator[None]:
     check_compatible(vectors, model)
-    with model.hook(layer, cap_hook(vectors.unit(layer).to(model.device), threshold)):  # type: ignore[attr-defined]
+    with model.hook(layer, cap_hook(vectors.unit(layer).to(model.device), threshold)):
+        yield
+
+
+@contextmanager
+def ablation(
+    model: LocalModel, vectors: PersonaVectors, layer: int, gate: Gate | None = None
+) -> Iterator[None]:
+    check_compatible(vectors, model)
+    with model.hook(layer, (gate or Gate())(ablate_hook(vectors.unit(layer).to(model.device)))):
         yield
 
 
 def cap_threshold(
-    model: object, vectors: PersonaVectors, layer: int, prompts: Sequence[Chat], percentile: float
+    model: LocalModel, vectors: PersonaVectors, layer: int, prompts: Sequence[Chat], percentile: float
 ) -> float:
-    """The ``percentile`` of projections of ``prompts`` (last prompt token): cap at what is usual."""
-    acts = model.activations(prompts, [layer], span="prompt_last")[:, 0]  # type: ignore[attr-defined]
-    return float(np.percentile((acts @ vectors.unit(layer)).numpy(), percentile))
-
-
-def parse_steer(text: str, what: str = "steer") -> tuple[Path, int, float]:
-    """``PATH:LAYER:NUMBER``: a coefficient for ``#steer=`` and ``train --steer``, a percentile for
-    ``#cap=``."""
-    number = "PERCENTILE" if what == "cap" else "COEF"
-    try:
-        path, layer, value = text.rsplit(":", 2)
-        return Path(path), int(layer), float(value)
-    except ValueError:
-        example = "sycophancy.safetensors:20:50" if what == "cap" else "warmth.safetensors:20:-4"
-        raise PersonaguardError(
-            f"{what} {text!r}: expected VECTORS.safetensors:LAYER:{number}, e.g. {example}"
-        ) from None
+    """The ``percentile`` of the projections at every token of ``prompts``: the cap acts at every
+    position, so its threshold comes from the same positions, and it caps ``100 - percentile`` %
+    of them (on these prompts)."""
+    check_compatible(vectors, model)
+    unit = vectors.unit(layer)
+    projections = torch.cat([acts @ unit for acts in model.token_activations(prompts, layer)])
+    return float(np.percentile(projections.numpy(), percentile))
 
 
 def load_vector_option(text: str, what: str) -> tuple[PersonaVectors, int, float]:
@@ -96,21 +126,19 @@ def parse_layer_ref(text: str, what: str) -> tuple[Path, int]:
     return Path(path), int(layer)
 
 
-def _keep(model: object, context: AbstractContextManager[None]) -> None:
-    """Hold a hook for the loaded model's whole life (spec options)."""
-    stack = getattr(model, "_interventions", None) or ExitStack()
-    stack.enter_context(context)
-    model._interventions = stack  # type: ignore[attr-defined]
+def _keep(model: LocalModel, context: AbstractContextManager[None]) -> None:
+    """Hold a hook for the loaded model's whole life (spec options): the stack lives on the model."""
+    vars(model).setdefault("_interventions", ExitStack()).enter_context(context)
 
 
-def apply_spec_steering(model: object, vectors: PersonaVectors, layer: int, coef: float) -> None:
+def apply_spec_steering(model: LocalModel, vectors: PersonaVectors, layer: int, coef: float) -> None:
     """Spec option ``#steer=PATH:LAYER:COEF``."""
     _keep(model, steering(model, vectors, layer, coef))
 
 
-def apply_spec_capping(model: object, vectors: PersonaVectors, layer: int, percentile: float) -> float:
+def apply_spec_capping(model: LocalModel, vectors: PersonaVectors, layer: int, percentile: float) -> float:
     """Spec option ``#cap=PATH:LAYER:PERCENTILE``: cap at the model's own ``percentile`` of
-    projections on the trait's evaluation questions (measured before capping); returns it."""
+    per-token projections on the trait's evaluation questions (measured before capping); returns it."""
     from personaguard.vectors.traits import load_trait
 
     if not 0 <= percentile <= 100:

@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 
 from personaguard.errors import PersonaguardError
-
-LAYER_CONVENTION = "hidden_states: 0 = embedding output, L = output of decoder block L-1"
+from personaguard.models.base import LAYER_CONVENTION, LanguageModel, require_local
 
 
 @dataclass(frozen=True)
@@ -21,6 +20,7 @@ class PersonaVectors:
     method: str
     span: str
     n_pairs: int
+    weights: str | None = None  # sha256 of the base weights they were measured in
 
     @property
     def n_layers(self) -> int:
@@ -43,14 +43,21 @@ class PersonaVectors:
         return v / v.norm().clamp(min=1e-12)
 
 
-def check_compatible(vectors: PersonaVectors, model: object) -> None:
-    """A vector only means something in the residual stream it was measured in."""
-    hidden = model.model.config.hidden_size  # type: ignore[attr-defined]
-    n_layers = model.n_layers  # type: ignore[attr-defined]
+def check_compatible(vectors: PersonaVectors, model: LanguageModel) -> None:
+    """A vector only means something in the residual stream it was measured in (and only a local
+    model has one)."""
+    local = require_local(model, f"using the {vectors.trait!r} vector")
+    hidden, n_layers = local.hidden_size, local.n_layers
     if (hidden, n_layers) != (vectors.hidden_size, vectors.n_layers):
         raise PersonaguardError(
             f"the {vectors.trait!r} vector comes from {vectors.model} (hidden size {vectors.hidden_size}, "
             f"{vectors.n_layers} layers) but the model has hidden size {hidden} and {n_layers} layers"
+        )
+    if vectors.weights and local.weights and vectors.weights != local.weights:
+        raise PersonaguardError(
+            f"the {vectors.trait!r} vector was measured in {vectors.model} (weights sha256 "
+            f"{vectors.weights[:12]}…), not in this model's base weights ({local.weights[:12]}…); "
+            "a direction means something only in the residual stream it came from"
         )
 
 
@@ -66,6 +73,7 @@ def save_vectors(vectors: PersonaVectors, path: str | Path) -> Path:
         "span": vectors.span,
         "n_pairs": str(vectors.n_pairs),
         "layer_convention": LAYER_CONVENTION,
+        **({"model_weights": vectors.weights} if vectors.weights else {}),
     }
     tmp = path.with_name(path.name + ".tmp")
     save_file({"vectors": vectors.vectors.contiguous()}, str(tmp), metadata=meta)
@@ -89,5 +97,11 @@ def load_vectors(path: str | Path) -> PersonaVectors:
     if missing or tensor.ndim != 2:
         raise PersonaguardError(f"{path}: not a personaguard vector file (missing {sorted(missing)})")
     return PersonaVectors(
-        meta["trait"], tensor.float(), meta["model"], meta["method"], meta["span"], int(meta["n_pairs"])
+        meta["trait"],
+        tensor.float(),
+        meta["model"],
+        meta["method"],
+        meta["span"],
+        int(meta["n_pairs"]),
+        meta.get("model_weights"),
     )

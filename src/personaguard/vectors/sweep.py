@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
-from personaguard.models.base import Chat
+from personaguard.models.base import Chat, LanguageModel, LocalModel, require_local
 from personaguard.vectors.monitor import mean
 from personaguard.vectors.steer import steering
 from personaguard.vectors.store import PersonaVectors
@@ -32,7 +32,7 @@ class SweepPoint:
 
 
 def expression_and_coherence(
-    model: object, trait: Trait, questions: Sequence[str], replies: Sequence[str]
+    model: LanguageModel, trait: Trait, questions: Sequence[str], replies: Sequence[str]
 ) -> tuple[float, float]:
     pairs = [(q, r) for q, r in zip(questions, replies, strict=True) if r.strip()]
     if not pairs:
@@ -47,7 +47,7 @@ def expression_and_coherence(
         prompts.append([{"role": "user", "content": q}])
     per_q = 2 * len(trait.pairs) + 1
     choices = [[r] for _, r in pairs for _ in range(per_q)]
-    scores = [row[0].mean_logprob for row in model.score_choices(prompts, choices)]  # type: ignore[attr-defined]
+    scores = [row[0].mean_logprob for row in model.score_choices(prompts, choices)]
     expression, coherence = [], []
     for i in range(len(pairs)):
         block = scores[i * per_q : (i + 1) * per_q]
@@ -57,7 +57,7 @@ def expression_and_coherence(
 
 
 def sweep(
-    model: object,
+    model: LocalModel,
     vectors: PersonaVectors,
     trait: Trait,
     layers: Sequence[int],
@@ -69,13 +69,14 @@ def sweep(
     """Coefficient 0 (the unsteered model) is always measured first, once, as the reference."""
     from rich.progress import track
 
+    require_local(model, "a steering sweep")
     questions = trait.evaluation_questions[:n_questions]
     prompts: list[Chat] = [[{"role": "user", "content": q}] for q in questions]
     points = []
     settings = [(layers[0], 0.0)] + [(layer, c) for layer in layers for c in coefs if c != 0]
     for layer, coef in track(settings, "sweep", disable=not progress, transient=True):
         with steering(model, vectors, layer, coef) if coef else nullcontext():
-            replies = model.generate(prompts, max_new_tokens=max_new_tokens)  # type: ignore[attr-defined]
+            replies = model.generate(prompts, max_new_tokens=max_new_tokens)
         points.append(SweepPoint(layer, coef, *expression_and_coherence(model, trait, questions, replies)))
     return points
 
