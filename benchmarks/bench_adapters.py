@@ -56,7 +56,8 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from personaguard.audit.graders import ANSWER_PREFILL
-    from personaguard.data.items import bank_path, load_items
+    from personaguard.data.catalog import bank_path
+    from personaguard.data.items import load_items
     from personaguard.models import load_model
     from personaguard.models.bundled import materialise
     from personaguard.models.hf import HFModel

@@ -32,7 +32,8 @@ def small_adapter(tmp_path_factory):
 
 def items(n=30):
     from personaguard.audit.graders import ANSWER_PREFILL
-    from personaguard.data.items import bank_path, load_items
+    from personaguard.data.catalog import bank_path
+    from personaguard.data.items import load_items
 
     chosen = load_items(bank_path("factual"))[:n]
     prompts = [

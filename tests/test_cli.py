@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,43 @@ def test_demo_refuses_a_study_directory_with_other_settings(tmp_path):
     )
     proc = run_cli("demo", "--profile", "quick", "--out", str(tmp_path))
     assert_one_line_error(proc, "holds a study with other settings")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["audit", "--modle", "x"], ["No such option: --modle", "Usage: personaguard audit"]),
+        (["audit", "--limit", "abc"], ["'--limit'", "personaguard audit --help"]),
+        (["nosuch"], ["No such command 'nosuch'", "personaguard --help"]),
+        (["report"], ["Missing argument", "Usage: personaguard report"]),
+    ],
+)
+def test_usage_errors_are_one_line(args, fragments):
+    assert_one_line_error(run_cli(*args), *fragments)
+
+
+def _report_argument(monkeypatch, *runs):
+    """What `personaguard report RUNS...` hands to build_report (which is replaced by a recorder)."""
+    from personaguard.cli import main
+    from personaguard.report import build
+
+    seen = []
+    monkeypatch.setattr(build, "build_report", lambda runs, out: seen.append(runs) or (out / "r.md", out))
+    monkeypatch.setattr(sys, "argv", ["personaguard", "report", *runs, "--out", "rep"])
+    main()
+    return seen[0]
+
+
+def test_report_keeps_same_named_run_dirs(monkeypatch):
+    runs = _report_argument(monkeypatch, "runs/a/contextual", "runs/b/contextual")
+    assert list(runs) == [Path("runs/a/contextual"), Path("runs/b/contextual")]
+
+
+def test_report_labels_name_runs_and_a_repeated_label_is_an_error(monkeypatch, capsys):
+    runs = _report_argument(monkeypatch, "base=runs/a/contextual", "warm=runs/b/contextual")
+    assert runs == {"base": Path("runs/a/contextual"), "warm": Path("runs/b/contextual")}
+    with pytest.raises(SystemExit) as exited:
+        _report_argument(monkeypatch, "x=runs/a/contextual", "x=runs/b/contextual")
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "both labelled 'x'" in err and "\n" not in err

@@ -39,7 +39,8 @@ def test_prefix_shared_scoring_matches_naive_reference(bundled):
 
 def factual_prompts(n=48):
     from personaguard.audit.graders import ANSWER_PREFILL
-    from personaguard.data.items import bank_path, load_items
+    from personaguard.data.catalog import bank_path
+    from personaguard.data.items import load_items
 
     items = load_items(bank_path("factual"))[:n]
     prompts = [

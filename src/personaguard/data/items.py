@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from personaguard.data.jsonl import read_objects
 from personaguard.errors import PersonaguardError
-from personaguard.paths import builtin_data
 
 
 class Item(BaseModel):
@@ -75,32 +74,6 @@ def load_items(path: str | Path) -> list[Item]:
     if not items:
         raise PersonaguardError(f"{path}: no items")
     return items
-
-
-def builtin_banks() -> dict[str, Path]:
-    return {p.stem: p for p in sorted((builtin_data() / "items").glob("*.jsonl"))}
-
-
-def bank_path(bank: str) -> Path:
-    """A built-in bank name, a fetched bank name, or a path to the user's own JSONL file."""
-    from personaguard.data import sources  # sources imports Item from here
-
-    banks = builtin_banks()
-    if bank in banks:
-        return banks[bank]
-    if bank in sources.BANKS:
-        if fetched := sources.bank_file(bank):
-            return fetched
-        raise PersonaguardError(
-            f"bank {bank!r} is built from third-party packages and has not been fetched yet; "
-            "run `personaguard data fetch`"
-        )
-    if Path(bank).suffix == ".jsonl" or Path(bank).exists():
-        return Path(bank)
-    raise PersonaguardError(
-        f"unknown bank {bank!r}; expected one of {sorted([*banks, *sources.BANKS])} "
-        "or a path to a .jsonl file"
-    )
 
 
 def stable_subset(items: list[Item], limit: int | None, seed: int = 0) -> list[Item]:

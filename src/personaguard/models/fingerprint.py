@@ -12,7 +12,7 @@ from typing import Any
 
 from personaguard.errors import PersonaguardError
 from personaguard.fingerprint import dir_sha256, file_sha256, text_sha256
-from personaguard.models.spec import ModelSpec, inference_dtype, parse_spec
+from personaguard.models.spec import ModelSpec, inference_dtype, parse_spec, parse_steer
 
 
 def weights_sha256(path: str) -> str:
@@ -29,8 +29,6 @@ def weights_sha256(path: str) -> str:
 
 
 def _vector_file(option: str) -> str:
-    from personaguard.vectors.steer import parse_steer
-
     path, _, _ = parse_steer(option)
     if not path.is_file():
         raise PersonaguardError(f"vector file {path} not found")

@@ -121,3 +121,17 @@ def parse_spec(spec: str | ModelSpec) -> ModelSpec:
             "e.g. openai:my-model@http://127.0.0.1:8000/v1"
         )
     return ModelSpec("openai", model, base_url=base_url.rstrip("/"), options=options)
+
+
+def parse_steer(text: str, what: str = "steer") -> tuple[Path, int, float]:
+    """``PATH:LAYER:NUMBER``: a coefficient for ``#steer=`` and ``train --steer``, a percentile for
+    ``#cap=``."""
+    number = "PERCENTILE" if what == "cap" else "COEF"
+    try:
+        path, layer, value = text.rsplit(":", 2)
+        return Path(path), int(layer), float(value)
+    except ValueError:
+        example = "sycophancy.safetensors:20:50" if what == "cap" else "warmth.safetensors:20:-4"
+        raise PersonaguardError(
+            f"{what} {text!r}: expected VECTORS.safetensors:LAYER:{number}, e.g. {example}"
+        ) from None

@@ -11,7 +11,7 @@ from typing import Any
 
 from personaguard.audit.compare import Errors, Run, check_comparable, load_run
 from personaguard.errors import PersonaguardError
-from personaguard.study.layout import AUDIT_KINDS, StudyLayout
+from personaguard.study_layout import AUDIT_KINDS, StudyLayout
 
 
 @dataclass

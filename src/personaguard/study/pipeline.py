@@ -14,8 +14,8 @@ from typing import Any
 
 from personaguard.audit.runstore import write_json
 from personaguard.models.spec import parse_spec
-from personaguard.study.layout import AUDIT_KINDS, StudyLayout
 from personaguard.study.profile import Profile, Steer, Variant, load_profile
+from personaguard.study_layout import AUDIT_KINDS, StudyLayout
 
 BUNDLED = "bundled:smollm2-135m"
 MONITORED = ("warmth", "sycophancy")  # traits whose projection is logged while training

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import shutil
 import signal
 import threading
@@ -34,6 +35,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from personaguard._warnings import silence_known_warnings
 from personaguard.errors import PersonaguardError
 from personaguard.models import parse_spec, resolve_local_path
 from personaguard.models.hf import fast_dtype
@@ -125,6 +127,18 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
+def load_resume_state(path: Path) -> dict[str, Any]:
+    """The resume state holds only tensors, state dicts and numbers, so it loads with
+    ``weights_only=True``: a state.pt that would run code when unpickled is refused, not executed."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise PersonaguardError(
+            f"{path}: not a resume state this version wrote ({reason}); delete it to train from the start"
+        ) from None
+
+
 def load_data(config: TrainConfig, tokenizer: Any) -> EncodedSet:
     chats = load_conversations(config.data)
     require_chat_template(tokenizer, config.model)
@@ -140,6 +154,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    silence_known_warnings()  # transformers' and PEFT's known deprecation notices
     spec = parse_spec(config.model)
     if spec.scheme == "openai" or spec.adapter:
         raise PersonaguardError(f"train needs a local base model (bundled:... or hf:...), got {spec}")
@@ -191,7 +206,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
     state_path = out / "state.pt"
     start, tokens_seen, elapsed = 0, 0, 0.0
     if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
+        state = load_resume_state(state_path)
         model.load_state_dict(state["adapter"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

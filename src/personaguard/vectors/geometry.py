@@ -66,7 +66,8 @@ def condition_drift(
     """Build the assistant axis (on the warmth trait's evaluation questions, which are persona-free
     requests), then measure each audit condition's drift along it on ``limit`` items of ``bank``."""
     from personaguard.audit.conditions import resolve_conditions
-    from personaguard.data.items import bank_path, load_items, stable_subset
+    from personaguard.data.catalog import bank_path
+    from personaguard.data.items import load_items, stable_subset
     from personaguard.vectors.traits import load_trait
 
     conds = resolve_conditions(["neutral", *conditions])  # unknown names fail before any compute

@@ -16,6 +16,7 @@ import torch
 
 from personaguard.errors import PersonaguardError
 from personaguard.models.base import Chat, LocalModel
+from personaguard.models.spec import parse_steer
 from personaguard.vectors.store import PersonaVectors, check_compatible, load_vectors
 
 if TYPE_CHECKING:
@@ -110,20 +111,6 @@ def cap_threshold(
     unit = vectors.unit(layer)
     projections = torch.cat([acts @ unit for acts in model.token_activations(prompts, layer)])
     return float(np.percentile(projections.numpy(), percentile))
-
-
-def parse_steer(text: str, what: str = "steer") -> tuple[Path, int, float]:
-    """``PATH:LAYER:NUMBER``: a coefficient for ``#steer=`` and ``train --steer``, a percentile for
-    ``#cap=``."""
-    number = "PERCENTILE" if what == "cap" else "COEF"
-    try:
-        path, layer, value = text.rsplit(":", 2)
-        return Path(path), int(layer), float(value)
-    except ValueError:
-        example = "sycophancy.safetensors:20:50" if what == "cap" else "warmth.safetensors:20:-4"
-        raise PersonaguardError(
-            f"{what} {text!r}: expected VECTORS.safetensors:LAYER:{number}, e.g. {example}"
-        ) from None
 
 
 def load_vector_option(text: str, what: str) -> tuple[PersonaVectors, int, float]:

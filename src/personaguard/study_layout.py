@@ -1,4 +1,5 @@
-"""Where a study keeps each artefact: the one map that the pipeline writes and the report reads."""
+"""Where a study keeps each artefact: the one map that the study pipeline writes and the report reads
+(a module of its own, below both, so that neither package imports the other back)."""
 
 from __future__ import annotations
 
