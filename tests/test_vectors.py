@@ -195,7 +195,9 @@ def test_vector_from_other_weights_of_the_same_shape_is_refused(tmp_path):
     save_vectors(same_shape, tmp_path / "v.safetensors")
     with pytest.raises(PersonaguardError, match="not in this model's base weights"):
         check_compatible(load_vectors(tmp_path / "v.safetensors"), fake)
-    check_compatible(PersonaVectors("warmth", torch.zeros(3, 6), "m", "mean_diff", "x", 3, fake.weights), fake)
+    check_compatible(
+        PersonaVectors("warmth", torch.zeros(3, 6), "m", "mean_diff", "x", 3, fake.weights), fake
+    )
 
 
 def test_capping_and_ablation_act_only_along_the_axis():
