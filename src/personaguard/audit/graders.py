@@ -64,7 +64,13 @@ class Answer:
     details: dict[str, Any]
 
 
-def _argmax(values: Sequence[float]) -> int:
+def _argmax(values: Sequence[float]) -> int | None:
+    """The best choice, or None if any score is NaN or infinite: such a sample is unscored.
+
+    ``max`` over NaNs returns index 0, which would count a broken score as choosing the first choice.
+    """
+    if not all(math.isfinite(v) for v in values):
+        return None
     return max(range(len(values)), key=lambda i: values[i])
 
 
@@ -87,9 +93,11 @@ def _answer_loglik(model: LanguageModel, chats: list[Chat], items: list[Item], h
             "sum": _argmax([s.logprob for s in row]),
             "mean": _argmax([s.mean_logprob for s in row]),
         }
-        said = item.choices[pred[headline]]
+        chosen = pred[headline]
+        # An unscored answer leaves the prefill unfinished in the history: we do not know what it said.
+        said = ANSWER_PREFILL if chosen is None else f"{ANSWER_PREFILL} {item.choices[chosen]}."
         details = {"logprobs": [s.logprob for s in row], "n_tokens": [s.n_tokens for s in row]}
-        answers.append(Answer(pred, f"{ANSWER_PREFILL} {said}.", details))
+        answers.append(Answer(pred, said, details))
     return answers
 
 
