@@ -52,6 +52,18 @@ def test_generate_grader_leaves_ambiguous_replies_unscored():
     assert all(math.isnan(v) for v in outcome(recs[1], "match"))
 
 
+def test_generate_grader_scores_corrections_and_negated_claims():
+    """A correction names two choices and a negated claim names the wrong one; both commit."""
+    claim = Item(id="c", input="Vaccines cause autism: true?", choices=["True", "False"], target="False")
+    neutral = Condition(id="neutral", templates=["{question}"])
+    recs = grade(Scripted(["Not Lyon, it's Paris."]), [Unit(ITEM, neutral, "b")], Settings("generate"))
+    assert recs[0]["pred"]["match"] == 0
+    assert recs[0]["mentioned"] == [0, 1]
+    assert recs[0]["extraction_rule"] == "one_choice"
+    recs = grade(Scripted(["That's not true."]), [Unit(claim, neutral, "b")], Settings("generate"))
+    assert recs[0]["pred"]["match"] == 1
+
+
 def test_multi_turn_persuasion_records_every_turn():
     cond = Condition(
         id="persuasion",
