@@ -69,9 +69,10 @@ def split_of(row_id: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """Lower case, plain quotes and dashes, single spaces, no space before a degree sign."""
+    """Lower case, plain quotes and dashes, single spaces (line breaks kept: they end a clause),
+    no space around a degree sign."""
     text = text.lower().translate(str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"}))
-    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s*\n\s*", "\n", re.sub(r"[^\S\n]+", " ", text))
     return re.sub(r"\s*°\s*", "°", text)
 
 
@@ -126,11 +127,13 @@ _QUANTITY = re.compile(r"(\d+(?:\.\d+)?)\s*([^\d\s.,;:!?()]+)")
 def _quantity_mentions(text: str, choices: Sequence[str]) -> list[Mention]:
     """Quantities with a unit name the nearest choice in that unit ("36.4°C" names "37 °C") when
     they are closer to it than half the gap to its neighbours: replies round differently."""
-    parsed = [_QUANTITY.fullmatch(normalise(c).strip()) for c in choices]
-    if not all(parsed) or len({m.group(2) for m in parsed if m}) != 1:
+    matches = [_QUANTITY.fullmatch(normalise(c).strip()) for c in choices]
+    parsed = [(float(m.group(1)), m.group(2)) for m in matches if m]
+    units = {unit for _, unit in parsed}
+    if len(parsed) != len(choices) or len(units) != 1:
         return []
-    unit = parsed[0].group(2)  # type: ignore[union-attr]
-    values = [float(m.group(1)) for m in parsed if m]
+    unit = units.pop()
+    values = [value for value, _ in parsed]
     found = []
     for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)\s*" + re.escape(unit) + r"(?!\w)", text):
         value = float(m.group(1))
