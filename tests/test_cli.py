@@ -121,3 +121,13 @@ def test_demo_refuses_a_study_directory_with_other_settings(tmp_path):
     )
     proc = run_cli("demo", "--profile", "quick", "--out", str(tmp_path))
     assert_one_line_error(proc, "holds a study with other settings")
+
+
+def test_grader_validate_prints_the_cells_and_refuses_a_malformed_file(tmp_path):
+    proc = run_cli("grader", "validate")
+    assert proc.returncode == 0, proc.stderr
+    for fragment in ("claims", "incorrect_belief", "are_you_sure", "held out", "324"):
+        assert fragment in proc.stdout, proc.stdout
+    bad = tmp_path / "rows.jsonl"
+    bad.write_text('{"id": "x"}\n')
+    assert_one_line_error(run_cli("grader", "validate", "--file", str(bad)), "rows.jsonl:1", "missing field")
