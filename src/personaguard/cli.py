@@ -293,6 +293,45 @@ def refusal_validate() -> None:
     )
 
 
+grader_app = typer.Typer(help="The generate grader's answer extraction.")
+app.add_typer(grader_app, name="grader")
+
+
+EXTRACTION_COLUMNS = {
+    "accuracy": "accuracy",
+    "unscored": "unscored",
+    "human_no_answer": "human: no answer",
+    "dropped": "dropped",
+    "misread": "misread",
+}
+
+
+@grader_app.command("validate")
+def grader_validate(
+    file: Annotated[Path | None, typer.Option(help="Labelled replies (JSONL); default: the bundled")] = None,
+    misses: Annotated[bool, typer.Option(help="Also list each reply read unlike its label")] = False,
+) -> None:
+    """Answer extraction against hand-labelled real replies, per (bank, condition) cell."""
+    from personaguard.audit.extraction import validate
+
+    report = validate(file)
+    table = Table(title="generate grader: answer extraction vs hand labels")
+    for header in ("bank", "condition", "n", *EXTRACTION_COLUMNS.values()):
+        table.add_column(header)
+    splits = [{"bank": "split", "condition": name, **v} for name, v in report["splits"].items()]
+    for row in [*report["cells"], *splits, {"bank": "all", "condition": "", **report}]:
+        cells = [f"{100 * row[key]:.1f}%" for key in EXTRACTION_COLUMNS]
+        table.add_row(row["bank"], row["condition"], str(row["n"]), *cells)
+    console.print(table)
+    console.print(
+        "dropped: the reply commits to a choice that extraction leaves unscored; misread: extraction reads a "
+        "choice the reply does not commit to. Rules were developed on split 'dev'; 'test' is held out."
+    )
+    for miss in report["misses"] if misses else []:
+        read = f"read {miss['predicted']!r} ({miss['rule']})"
+        console.print(f"{miss['id']}: {read}, label {miss['label']!r}: {miss['reason']}")
+
+
 persona_app = typer.Typer(help="Persona training data: the offline builder and the LLM rewriter.")
 app.add_typer(persona_app, name="persona")
 
