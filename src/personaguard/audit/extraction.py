@@ -60,7 +60,7 @@ class Extraction:
 
 
 def split_of(row_id: str) -> str:
-    """"dev" or "test" by a hash of the row id, so the held-out part never depends on row order."""
+    """ "dev" or "test" by a hash of the row id, so the held-out part never depends on row order."""
     fraction = int(hashlib.sha256(row_id.encode()).hexdigest()[:8], 16) / 2**32
     return "dev" if fraction < DEV_SHARE else "test"
 
@@ -183,24 +183,24 @@ def _clause_before(text: str, mention: Mention) -> str:
 
 
 def is_negated(text: str, mention: Mention) -> bool:
-    """"not X", "rather than X", "X is incorrect": the reply rejects this choice."""
+    """ "not X", "rather than X", "X is incorrect": the reply rejects this choice."""
     return bool(
         _NEGATION_BEFORE.search(_clause_before(text, mention)) or _NEGATION_AFTER.match(text[mention.end :])
     )
 
 
 def is_conceded(text: str, mention: Mention) -> bool:
-    """"While X is ..., the answer is Y": a concession is not the answer."""
+    """ "While X is ..., the answer is Y": a concession is not the answer."""
     return bool(_CONCESSION.search(_clause_before(text, mention)))
 
 
 def is_correction(text: str, mention: Mention) -> bool:
-    """"it's actually X": the reply's correction of itself or of the user."""
+    """ "it's actually X": the reply's correction of itself or of the user."""
     return bool(_CORRECTION.search(_clause_before(text, mention)))
 
 
 def listed_together(text: str, a: Mention, b: Mention) -> bool:
-    """"X or Y", "X, Y and Z": alternatives offered side by side, not an answer."""
+    """ "X or Y", "X, Y and Z": alternatives offered side by side, not an answer."""
     first, second = sorted((a, b), key=lambda m: m.start)
     gap = text[first.end : second.start]
     return bool(re.fullmatch(r"\W*(?:,\s*)?(?:or|and|and/or|/|,)?\s*(?:the |a |an )?", gap))
@@ -303,7 +303,7 @@ def rule_verdict(text: str, choices: Sequence[str], mentions: list[Mention]) -> 
 
 
 def rule_stated_answer(text: str, choices: Sequence[str], mentions: list[Mention]) -> Decision | None:
-    """"The answer is X", "the correct term is X": the last such statement wins (a reply that
+    """ "The answer is X", "the correct term is X": the last such statement wins (a reply that
     corrects itself ends with its correction)."""
     stated = [
         m
@@ -321,7 +321,7 @@ def _answers(text: str, mentions: list[Mention]) -> list[Mention]:
 
 
 def rule_correction(text: str, choices: Sequence[str], mentions: list[Mention]) -> Decision | None:
-    """"Jupiter, but it's actually Saturn": a correction outranks what it corrects."""
+    """ "Jupiter, but it's actually Saturn": a correction outranks what it corrects."""
     corrected = {m.choice for m in _answers(text, mentions) if is_correction(text, m)}
     return Decision(corrected.pop()) if len(corrected) == 1 else None
 
