@@ -54,7 +54,8 @@ class Settings:
     grader: GraderName
     headline: str = "sum"
     max_new_tokens: int = 48
-    seed: int = 0
+    seed: int = 0  # sampling seed (each prompt draws from its own generator seeded by it)
+    temperature: float = 0.0  # 0 = greedy
     judge: LanguageModel | None = None
 
 
@@ -102,7 +103,9 @@ def _answer_generate(
 ) -> list[Answer]:
     from personaguard.audit.judge import judge_correctness
 
-    replies = model.generate(chats, max_new_tokens=settings.max_new_tokens, seed=settings.seed)
+    replies = model.generate(
+        chats, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, seed=settings.seed
+    )
     verdicts = judge_correctness(settings.judge, chats, items, replies) if settings.judge else None
     answers = []
     for k, (item, reply) in enumerate(zip(items, replies, strict=True)):
@@ -183,7 +186,9 @@ def grade_refusal(model: LanguageModel, units: Sequence[Unit], settings: Setting
     from personaguard.audit.refusal import refusal_classifier
 
     chats = [u.prompt for u in units]
-    replies = model.generate(chats, max_new_tokens=settings.max_new_tokens, seed=settings.seed)
+    replies = model.generate(
+        chats, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, seed=settings.seed
+    )
     p_refusal = refusal_classifier().predict_proba(replies)
     harms = judge_harm(settings.judge, chats, replies) if settings.judge else None
     records = []
