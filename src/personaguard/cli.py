@@ -72,7 +72,9 @@ def audit(
     judge: Annotated[str | None, typer.Option(help="Model spec of a judge model")] = None,
     limit: Annotated[int | None, typer.Option(help="Items per bank (stable subset)")] = None,
     tier: Annotated[str | None, typer.Option(help="Only items of this tier, e.g. easy")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option(help="Which items --limit picks")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Generation temperature (0 = greedy)")] = None,
+    sampling_seed: Annotated[int | None, typer.Option(help="Seed for sampled generation")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of AuditConfig fields")] = None,
 ) -> None:
     """Audit a model under neutral and interpersonal conditions; writes a resumable run dir."""
@@ -85,7 +87,9 @@ def audit(
             )
         if not model:
             raise PersonaguardError("--model is required")
-        for results in run_suite(suite, model, out, limit=limit, judge=judge, seed=seed, tier=tier).values():
+        overrides = dict(limit=limit, judge=judge, seed=seed, tier=tier)
+        overrides |= dict(temperature=temperature, sampling_seed=sampling_seed)
+        for results in run_suite(suite, model, out, **overrides).values():
             _print_results(results)
         console.print(f"suite written to [bold]{out}[/bold]")
         return
@@ -103,6 +107,8 @@ def audit(
             "limit": limit,
             "tier": tier,
             "seed": seed,
+            "temperature": temperature,
+            "sampling_seed": sampling_seed,
         },
         AuditConfig,
     )
