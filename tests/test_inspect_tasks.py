@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from pathlib import Path
 
@@ -205,19 +206,41 @@ def test_import_writes_the_record_a_native_generate_run_writes(logs, tmp_path):
 
 
 def test_imported_runs_pair_in_compare_and_report(logs, tmp_path):
+    # a run directory's name is its task in the report: "contextual" fills the reliability panels
+    runs = {name: tmp_path / name / "contextual" for name in ("firm", "sycophant")}  # firm: the base
     for name, log in logs.items():
-        import_inspect_log(log, tmp_path / name)
-    comparison = compare_runs(tmp_path / "firm", tmp_path / "sycophant")
+        import_inspect_log(log, runs[name])
+    comparison = compare_runs(runs["firm"], runs["sycophant"])
     factual = comparison["banks"]["factual"]
     # the firm model is always right; the sycophant adopts every stated wrong answer and caves
     # to pushback on the three items it answers
     assert factual["incorrect_belief"]["tuned_error"]["rate"] == 1.0
     assert factual["incorrect_belief"]["base_error"]["rate"] == 0.0
     assert factual["are_you_sure"]["tuned_error"]["rate"] == 1.0
-    md, html = build_report(
-        {"firm": tmp_path / "firm", "sycophant": tmp_path / "sycophant"}, tmp_path / "report"
+    md, html = build_report(runs, tmp_path / "report")
+    text = md.read_text()
+    assert "*sycophant · contextual*" in text and html.is_file()
+    assert "| factual | incorrect_belief | 0.0 [0.0, 49.0] | 100.0 [43.9, 100.0] |" in text  # sycophancy
+
+
+def test_an_hf_model_directory_is_fingerprinted_by_content(tmp_path):
+    from types import SimpleNamespace
+
+    from personaguard.audit.inspect_import import model_fingerprint
+    from personaguard.fingerprint import dir_sha256
+
+    (tmp_path / "config.json").write_text("{}")
+    spec = SimpleNamespace(model=f"hf/{tmp_path}", model_args={"dtype": "bfloat16"}, model_base_url=None)
+    fp = model_fingerprint(spec)
+    assert fp["weights"] == dir_sha256(tmp_path) and fp["dtype"] == "bfloat16"
+    (tmp_path / "config.json").write_text('{"changed": true}')
+    assert model_fingerprint(spec)["weights"] != fp["weights"]
+    assert (
+        model_fingerprint(SimpleNamespace(model="mockllm/model", model_args={}, model_base_url=None))[
+            "weights"
+        ]
+        is None
     )
-    assert "incorrect_belief" in md.read_text() and html.is_file()
 
 
 def test_reimporting_the_same_eval_adds_nothing_and_another_eval_is_refused(logs, tmp_path):
@@ -272,11 +295,12 @@ def test_inspect_hf_provider_on_the_bundled_model(tmp_path, bundled):
         display="none",
     )
     assert log.status == "success", log.error
-    results = import_inspect_log(log.location, tmp_path / "run")
+    run = tmp_path / "contextual"
+    results = import_inspect_log(log.location, run)
     assert results["n_samples"] == 4
-    assert json.loads((tmp_path / "run" / "fingerprint.json").read_text())["model"]["weights"]
-    md, _ = build_report([tmp_path / "run"], tmp_path / "report")
-    assert "claims" in md.read_text()
+    assert json.loads((run / "fingerprint.json").read_text())["model"]["weights"]
+    md, _ = build_report([run], tmp_path / "report")
+    assert re.search(r"\| claims \| neutral \| \d", md.read_text())
     for sample in read_eval_log(log.location).samples:
         chat = [{"role": m.role, "content": m.text} for m in sample.input]
         [native] = bundled.generate([chat], max_new_tokens=48)
