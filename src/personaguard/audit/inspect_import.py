@@ -49,7 +49,7 @@ def _read(log: Path) -> EvalLog:
     if not log.is_file():
         raise PersonaguardError(f"{log}: no such Inspect log file")
     try:
-        return read_eval_log(str(log))
+        return read_eval_log(str(log), exclude_fields={"events"})  # the replies are in the messages
     except Exception as exc:  # a truncated zip, bad JSON, an unknown schema: one message for all
         raise PersonaguardError(f"{log}: not a readable Inspect eval log ({exc})") from None
 
