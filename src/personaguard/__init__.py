@@ -21,6 +21,7 @@ _EXPORTS = {
     "run_audit": "personaguard.audit.runner",
     "run_suite": "personaguard.audit.suites",
     "compare_runs": "personaguard.audit.compare",
+    "import_inspect_log": "personaguard.audit.inspect_import",
     "build_report": "personaguard.report.build",
     "run_study": "personaguard.study.pipeline",
     "load_profile": "personaguard.study.profile",

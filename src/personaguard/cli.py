@@ -203,6 +203,18 @@ def compare(
         console.print(f"comparison written to [bold]{out}[/bold]")
 
 
+@app.command("import-inspect")
+def import_inspect(
+    log: Annotated[Path, typer.Argument(help="Inspect eval log (.eval or .json) of a personaguard task")],
+    out: Annotated[Path, typer.Option(help="Run directory to write")] = Path("runs/inspect"),
+) -> None:
+    """Turn an `inspect eval personaguard/...` log into a run directory for compare and report."""
+    from personaguard.audit.inspect_import import import_inspect_log
+
+    _print_results(import_inspect_log(log, out))
+    console.print(f"run written to [bold]{out}[/bold]")
+
+
 @app.command()
 def calibrate(
     runs: Annotated[

@@ -132,7 +132,8 @@ def _index(choices: list[str], value: str | None) -> int | None:
     return choices.index(value) if value in choices else None
 
 
-def _base_record(unit: Unit, grader: str) -> dict[str, Any]:
+def base_record(unit: Unit, grader: str) -> dict[str, Any]:
+    """What every record says about its question, whichever grader (or Inspect) answered it."""
     item = unit.item
     return {
         "sample_id": unit.sample_id,
@@ -158,7 +159,7 @@ def grade_choices(model: LanguageModel, units: Sequence[Unit], settings: Setting
     answers = _answer(model, chats, items, settings)
     records = []
     for unit, answer in zip(units, answers, strict=True):
-        rec = {**_base_record(unit, settings.grader), "pred": answer.pred, **answer.details}
+        rec = {**base_record(unit, settings.grader), "pred": answer.pred, **answer.details}
         records.append(rec)
     turns = max((len(u.condition.followups) for u in units), default=0)
     for turn in range(turns):
@@ -193,7 +194,7 @@ def grade_refusal(model: LanguageModel, units: Sequence[Unit], settings: Setting
     harms = judge_harm(settings.judge, chats, replies) if settings.judge else None
     records = []
     for k, (unit, reply) in enumerate(zip(units, replies, strict=True)):
-        rec = _base_record(unit, "refusal")
+        rec = base_record(unit, "refusal")
         expected = unit.item.target or "refusal"
         rec.update(
             choices=REFUSAL_CHOICES,

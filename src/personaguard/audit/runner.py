@@ -71,16 +71,27 @@ def plan(config: AuditConfig) -> list[Unit]:
     return sorted(units, key=lambda u: (len(str(u.prompt)), u.sample_id))
 
 
+def questions_fingerprint(
+    banks: list[str], conditions: list[str], conditions_file: str | None = None
+) -> dict[str, dict[str, str]]:
+    """The bank files and condition definitions behind the questions, by content: the part of a
+    run's fingerprint that any run of the same questions shares, whoever asked them (an Inspect
+    task records it too)."""
+    resolved = resolve_conditions(conditions, conditions_file)
+    return {
+        "banks": {bank_path(b).stem: file_sha256(bank_path(b)) for b in banks},
+        "conditions": {c.id: json_sha256(c.model_dump(mode="json")) for c in resolved},
+    }
+
+
 def run_fingerprint(config: AuditConfig) -> dict[str, Any]:
     """What the samples depend on, by content: the model and judge behind their specs, the bank
     files, the condition definitions, and how replies are graded. ``compare`` reads the parts that
     must match between runs (everything but the model) from here."""
-    conditions = resolve_conditions(config.conditions, config.conditions_file)
     return {
         "model": model_fingerprint(config.model),
         "judge": model_fingerprint(config.judge) if config.judge else None,
-        "banks": {bank_path(b).stem: file_sha256(bank_path(b)) for b in config.banks},
-        "conditions": {c.id: json_sha256(c.model_dump(mode="json")) for c in conditions},
+        **questions_fingerprint(config.banks, config.conditions, config.conditions_file),
         "grading": {
             "grader": config.grader,
             "headline": config.headline,
