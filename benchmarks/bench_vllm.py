@@ -48,12 +48,41 @@ def workload(items: int) -> tuple[list[Chat], list[list[str]]]:
     return prompts, [[" " + c for c in u.item.choices] for u in units]
 
 
-def timed(label: str, n_items: int, n_tokens: int, run: Callable[[], Scores]) -> tuple[float, Scores]:
-    start = time.perf_counter()
+SERVER_COUNTERS = (
+    "vllm:iteration_tokens_total_sum",  # tokens over all engine steps
+    "vllm:iteration_tokens_total_count",  # engine steps
+    "vllm:request_queue_time_seconds_sum",  # seconds requests waited for a batch slot
+)
+
+
+def server_counters(url: str | None) -> dict[str, float]:
+    """A few counters from vLLM's Prometheus /metrics, summed over labels."""
+    if url is None:
+        return {}
+    totals = dict.fromkeys(SERVER_COUNTERS, 0.0)
+    for line in httpx.get(url.removesuffix("/v1") + "/metrics", timeout=10).text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.split("{")[0] in totals:
+            totals[name.split("{")[0]] += float(value)
+    return totals
+
+
+def timed(
+    label: str, n_items: int, n_tokens: int, run: Callable[[], Scores], url: str | None = None
+) -> tuple[float, Scores]:
+    """Wall time, client CPU time and (for a server) engine steps and tokens per step."""
+    before, cpu0, start = server_counters(url), time.process_time(), time.perf_counter()
     scores = run()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     rate = n_items / seconds
-    print(f"{label:<34} {seconds:7.1f} s  {rate:7.2f} items/s  {n_tokens / seconds:8.0f} prompt tok/s")
+    line = f"{label:<34} {seconds:7.1f} s  {rate:6.2f} items/s  {n_tokens / seconds:6.0f} prompt tok/s"
+    line += f"  client CPU {cpu:5.1f} s"
+    after = server_counters(url)
+    if after:
+        tokens, steps, queued = (after[k] - before[k] for k in SERVER_COUNTERS)
+        per_step = tokens / max(steps, 1)
+        line += f"  engine steps {steps:4.0f} ({per_step:5.0f} tok/step)  queued {queued:6.1f} req-s"
+    print(line)
     return rate, scores
 
 
@@ -147,17 +176,21 @@ def main() -> None:
                 n,
                 n_tokens,
                 lambda c=client: logprobs(c.score_choices(prompts, choices)),
+                url,
             )
         if not args.skip_lm_eval:
             run = lm_eval_scorer(name, url, model_dir, contexts, choices)
             rates["lm-eval"], endpoint_scores["lm-eval"] = timed(
-                "lm-eval local-completions, 8 conns", n, n_tokens, run
+                "lm-eval local-completions, 8 conns", n, n_tokens, run, url
             )
+        reference = hf_scores
+        if args.dtype != "float32":  # agreement is always judged against the float32 instrument
+            reference = logprobs(load_model("bundled:smollm2-135m").score_choices(prompts, choices))
         print()
         for key, rate in rates.items():
             if key != "hf":
-                versus = agreement(hf_scores, endpoint_scores[key])
-                print(f"{key:<10} / HF engine: {rate / rates['hf']:.2f}x   {versus}")
+                versus = agreement(reference, endpoint_scores[key])
+                print(f"{key:<10} / HF engine: {rate / rates['hf']:.2f}x   vs HF float32: {versus}")
         if "lm-eval" in rates:
             print(f"personaguard x8 / lm-eval x8: {rates['vllm x8'] / rates['lm-eval']:.2f}x")
     finally:

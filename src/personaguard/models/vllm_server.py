@@ -185,6 +185,15 @@ class VLLMServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def wait(self) -> None:
+        """Block while the server runs; its exit is an error (``stop`` and ``kill`` are not)."""
+        proc = self._proc
+        if proc is None:
+            raise PersonaguardError(f"vLLM server on {self.url} is not running")
+        proc.wait()
+        if self._proc is proc:
+            raise PersonaguardError(f"vLLM server on {self.url} exited; {self._log_tail()}")
+
     def kill(self) -> None:
         """SIGKILL the whole process group at once, as a crash would."""
         if self._proc is not None:
