@@ -51,7 +51,7 @@ demo: setup
 browser:
 	@bash scripts/ensure_chromium.sh
 
-test: setup browser
+test: setup browser vllm
 	$(BIN)/python -m pytest -q -ra
 
 lint: setup
