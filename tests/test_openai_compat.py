@@ -168,7 +168,7 @@ def test_transformers_serve_generation(served_model):
 def test_transformers_serve_cannot_score_and_says_so(served_model):
     spec, path = served_model
     model = load_model(f"{spec}#tokenizer={path}")
-    with pytest.raises(PersonaguardError, match=r"did not return prompt logprobs.*generative"):
+    with pytest.raises(PersonaguardError, match=r"cannot score choices.*generative"):
         model.score_choices(
             [[*CHAT, {"role": "assistant", "content": "The answer is"}]], [[" Paris", " Lyon"]]
         )

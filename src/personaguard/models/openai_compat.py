@@ -47,8 +47,9 @@ class OpenAIModel:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     async def _post(
-        self, client: httpx.AsyncClient, gate: asyncio.Semaphore, path: str, payload: dict
+        self, client: httpx.AsyncClient, gate: asyncio.Semaphore, path: str, payload: dict, rejected: str
     ) -> dict:
+        """POST with retries; ``rejected`` explains what a 400/422 (an invalid request) means here."""
         url = f"{self.base_url}{path}"
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
@@ -71,17 +72,18 @@ class OpenAIModel:
                         f"set ${self.key_env} to a valid key"
                     )
                 if response.status_code not in RETRY_STATUS or last:
+                    why = f"; {rejected}" if rejected and response.status_code in (400, 422) else ""
                     raise PersonaguardError(
-                        f"endpoint {url} answered HTTP {response.status_code}: {response.text[:300]}"
+                        f"endpoint {url} answered HTTP {response.status_code}: {response.text[:300]}{why}"
                     )
             await asyncio.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
-    def _post_all(self, path: str, payloads: Sequence[dict]) -> list[dict]:
+    def _post_all(self, path: str, payloads: Sequence[dict], rejected: str = "") -> list[dict]:
         async def run() -> list[dict]:
             gate = asyncio.Semaphore(self.max_connections)
             async with httpx.AsyncClient(timeout=self.timeout) as client:
-                return await asyncio.gather(*(self._post(client, gate, path, p) for p in payloads))
+                return await asyncio.gather(*(self._post(client, gate, path, p, rejected) for p in payloads))
 
         return asyncio.run(run())
 
@@ -171,7 +173,11 @@ class OpenAIModel:
                         "temperature": 0,
                     }
                 )
-        replies = self._post_all("/completions", payloads)
+        rejected = (
+            "so it cannot score choices: scoring sends token-id prompts with echo + logprobs "
+            f"(vLLM takes them); {GENERATIVE_HINT}"
+        )
+        replies = self._post_all("/completions", payloads, rejected)
         results: list[list[ChoiceScore]] = [[] for _ in prompts]
         for (i, n_ctx, n_cont), reply in zip(jobs, replies, strict=True):
             results[i].append(_choice_score(reply, n_ctx, n_cont, self.spec))
