@@ -63,4 +63,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_adapters.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache

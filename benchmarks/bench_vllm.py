@@ -145,8 +145,16 @@ def main() -> None:
         for ctx, row in zip(contexts, choices, strict=True)
         for c in row
     )
+    once = sum(  # what the HF engine computes: each prompt once, then every choice's tokens
+        len(split_choice(encode, ctx, row[0])[0]) + sum(len(split_choice(encode, ctx, c)[1]) for c in row)
+        for ctx, row in zip(contexts, choices, strict=True)
+    )
     n = len(prompts)
     print(f"{n} prompts, {sum(map(len, choices))} choices, {n_tokens} prompt tokens sent in all")
+    print(
+        f"tokens computed per item: {n_tokens / n:.0f} by the server (one echo request per choice, "
+        f"each recomputing the prompt), {once / n:.0f} by the HF engine (each prompt once)"
+    )
     print(
         f"cpus: {len(os.sched_getaffinity(0))}, load average now: {os.getloadavg()[0]:.1f} (shared machine)"
     )
