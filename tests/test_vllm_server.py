@@ -15,7 +15,7 @@ import pytest
 from personaguard.errors import PersonaguardError
 from personaguard.models.bundled import materialise
 from personaguard.models.spec import parse_spec
-from personaguard.models.vllm_server import VLLMServer, server_env
+from personaguard.models.vllm_server import VLLMServer, free_port, server_env
 
 
 def fake_python(tmp_path, body: str):
@@ -85,3 +85,13 @@ def test_a_busy_port_is_refused_before_launching(model_dir, tmp_path):
         server = VLLMServer(model_dir, python=fake_python(tmp_path, "exit 0"), port=s.getsockname()[1])
         with pytest.raises(PersonaguardError, match="already in use"):
             server.start(timeout=5)
+
+
+def test_serve_command_mistakes_are_one_line(tmp_path):
+    from tests.test_cli import assert_one_line_error, run_cli
+
+    missing = run_cli("serve", "bundled:smollm2-135m", "--python", str(tmp_path / "none" / "python"))
+    assert_one_line_error(missing, "no vLLM python at", "make vllm")
+    dies = fake_python(tmp_path, 'echo "first line"; echo "RuntimeError: out of memory"; exit 1')
+    proc = run_cli("serve", "bundled:smollm2-135m", "--python", str(dies), "--port", str(free_port()))
+    assert_one_line_error(proc, "exited during start-up", "RuntimeError: out of memory")
