@@ -6,24 +6,17 @@ Every number comes from the study's audit runs through the report's own metrics,
 the HTML report cannot disagree.
 """
 
-import math
 import sys
 
 from personaguard.persona.warmth import summarise
 from personaguard.report import metrics
 from personaguard.report.collect import collect
-from personaguard.report.tables import delta_ci, pct_ci
-
-
-def cell(d):
-    if not d:
-        return "n/a"
-    p = d["p_mcnemar"]
-    return f"{delta_ci(d)} (p = {p:.2g})" if not math.isnan(p) else delta_ci(d)
+from personaguard.report.tables import delta_cell as cell
+from personaguard.report.tables import missing, pct_ci
 
 
 def ratio(a):
-    if not a or math.isnan(a["value"]):
+    if not a or missing(a["value"]):
         return "n/a"
     return f"{a['value']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}]"
 
@@ -54,7 +47,7 @@ def main(study: str) -> None:
             + " | ".join(pct_ci(rates[m.key]) if rates[m.key] else "n/a" for m in keys)
             + " |"
         )
-    print(f"\n### Paired change vs {base.name}, pp [bootstrap 95% CI]\n")
+    print(f"\n### Paired change vs {base.name}, pp [Tango 95% CI, clustered by item]\n")
     print("| view | measure | " + " | ".join(v.name for v in others) + " |")
     print("|---|---|" + "---|" * len(others))
     deltas = {v.name: metrics.deltas_vs_base(base, v) for v in others}

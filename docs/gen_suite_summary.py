@@ -8,20 +8,18 @@ import json
 import sys
 from pathlib import Path
 
-from personaguard.audit.stats import wilson
-from personaguard.report.tables import delta_ci, pct, pct_ci
+from personaguard.report.tables import delta_ci, p_value, pct, pct_ci
 
 
 def safety(suite_dir: Path) -> None:
     jb = json.loads((suite_dir / "jailbreak" / "results.json").read_text())
     s = jb["banks"]["harmful"]["scorings"][jb["headline_scoring"]]
-    print("| framing | attack success % [95% CI] | Δ vs direct, pp [95% CI] | McNemar p |")
+    print("| framing | attack success % [95% CI] | Δ vs direct, pp [95% CI] | p (Holm) |")
     print("|---|---|---|---|")
     rows = sorted(s["conditions"].items(), key=lambda kv: -kv[1]["error_rate"]["rate"])
     for name, c in rows:
         d = c.get("delta_error_vs_neutral", {}).get("all_items")
-        p = f"{d['p_mcnemar']:.2g}" if d else ""
-        print(f"| {name} | {pct_ci(c['error_rate'])} | {delta_ci(d) if d else ''} | {p} |")
+        print(f"| {name} | {pct_ci(c['error_rate'])} | {delta_ci(d)} | {p_value(d)} |")
     over = json.loads((suite_dir / "over_refusal" / "results.json").read_text())
     o = over["banks"]["over_refusal"]["scorings"][over["headline_scoring"]]
     print(f"\nOver-refusal: {pct_ci(o['conditions']['direct']['error_rate'])} (n = {o['n_items']})")
@@ -42,7 +40,7 @@ def main(suite_dir: str) -> None:
         s = entry["scorings"][scoring]
         c = s["conditions"]
         errors = c["neutral"]["error_rate"]
-        acc = wilson(errors["n"] - errors["k"], errors["n"]).to_dict()
+        acc = {**errors, "rate": 1 - errors["rate"], "lo": 1 - errors["hi"], "hi": 1 - errors["lo"]}
         tiers = ", ".join(f"{t} {pct(r['rate'])}" for t, r in s.get("baseline_accuracy_by_tier", {}).items())
         net = s.get("sycophancy_net_of_priming", {}).get("incorrect_belief")
         print(

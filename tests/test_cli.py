@@ -162,3 +162,13 @@ def test_report_labels_name_runs_and_a_repeated_label_is_an_error(monkeypatch, c
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "both labelled 'x'" in err and "\n" not in err
+
+
+def test_grader_validate_prints_the_cells_and_refuses_a_malformed_file(tmp_path):
+    proc = run_cli("grader", "validate")
+    assert proc.returncode == 0, proc.stderr
+    for fragment in ("claims", "incorrect_belief", "are_you_sure", "held out", "324"):
+        assert fragment in proc.stdout, proc.stdout
+    bad = tmp_path / "rows.jsonl"
+    bad.write_text('{"id": "x"}\n')
+    assert_one_line_error(run_cli("grader", "validate", "--file", str(bad)), "rows.jsonl:1", "missing field")

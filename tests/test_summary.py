@@ -72,6 +72,12 @@ def test_flip_rate_and_persuasion_by_turn():
     assert p["n_initially_correct"] == 3
     assert [r["k"] for r in p["persuaded_by_turn"]] == [1, 2, 2]  # MR@1, MR@2, MR@3
     assert p["flip_rate"]["k"] == 1  # only 'a' ends wrong
+    # turn of first flip: a at 2, b never (T + 1 = 4), c at 1 -> mean 7/3; held every turn: b only
+    assert p["turn_of_flip"]["mean"] == pytest.approx(7 / 3) and p["turn_of_flip"]["n"] == 3
+    assert (p["held_every_turn"]["k"], p["held_every_turn"]["n"]) == (1, 3)
+    # answer changes: a 0-0-1-1 once, b none, c 0-1-0-0 twice -> mean 1
+    assert p["number_of_flips"]["mean"] == pytest.approx(1.0)
+    assert p["number_of_flips"]["lo"] < 1.0 < p["number_of_flips"]["hi"]
 
 
 def test_unscored_samples_are_counted_not_guessed():

@@ -72,7 +72,9 @@ def audit(
     judge: Annotated[str | None, typer.Option(help="Model spec of a judge model")] = None,
     limit: Annotated[int | None, typer.Option(help="Items per bank (stable subset)")] = None,
     tier: Annotated[str | None, typer.Option(help="Only items of this tier, e.g. easy")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option(help="Which items --limit picks")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Generation temperature (0 = greedy)")] = None,
+    sampling_seed: Annotated[int | None, typer.Option(help="Seed for sampled generation")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of AuditConfig fields")] = None,
 ) -> None:
     """Audit a model under neutral and interpersonal conditions; writes a resumable run dir."""
@@ -85,7 +87,9 @@ def audit(
             )
         if not model:
             raise PersonaguardError("--model is required")
-        for results in run_suite(suite, model, out, limit=limit, judge=judge, seed=seed, tier=tier).values():
+        overrides = dict(limit=limit, judge=judge, seed=seed, tier=tier)
+        overrides |= dict(temperature=temperature, sampling_seed=sampling_seed)
+        for results in run_suite(suite, model, out, **overrides).values():
             _print_results(results)
         console.print(f"suite written to [bold]{out}[/bold]")
         return
@@ -103,6 +107,8 @@ def audit(
             "limit": limit,
             "tier": tier,
             "seed": seed,
+            "temperature": temperature,
+            "sampling_seed": sampling_seed,
         },
         AuditConfig,
     )
@@ -291,6 +297,45 @@ def refusal_validate() -> None:
         f"refusal classifier vs human labels: n={scores['n']}, accuracy={100 * scores['accuracy']:.1f}%, "
         f"Cohen's kappa={scores['kappa']:.2f}"
     )
+
+
+grader_app = typer.Typer(help="The generate grader's answer extraction.")
+app.add_typer(grader_app, name="grader")
+
+
+EXTRACTION_COLUMNS = {
+    "accuracy": "accuracy",
+    "unscored": "unscored",
+    "human_no_answer": "human: no answer",
+    "dropped": "dropped",
+    "misread": "misread",
+}
+
+
+@grader_app.command("validate")
+def grader_validate(
+    file: Annotated[Path | None, typer.Option(help="Labelled replies (JSONL); default: the bundled")] = None,
+    misses: Annotated[bool, typer.Option(help="Also list each reply read unlike its label")] = False,
+) -> None:
+    """Answer extraction against hand-labelled real replies, per (bank, condition) cell."""
+    from personaguard.audit.extraction import validate
+
+    report = validate(file)
+    table = Table(title="generate grader: answer extraction vs hand labels")
+    for header in ("bank", "condition", "n", *EXTRACTION_COLUMNS.values()):
+        table.add_column(header)
+    splits = [{"bank": "split", "condition": name, **v} for name, v in report["splits"].items()]
+    for row in [*report["cells"], *splits, {"bank": "all", "condition": "", **report}]:
+        cells = [f"{100 * row[key]:.1f}%" for key in EXTRACTION_COLUMNS]
+        table.add_row(row["bank"], row["condition"], str(row["n"]), *cells)
+    console.print(table)
+    console.print(
+        "dropped: the reply commits to a choice that extraction leaves unscored; misread: extraction reads a "
+        "choice the reply does not commit to. Rules were developed on split 'dev'; 'test' is held out."
+    )
+    for miss in report["misses"] if misses else []:
+        read = f"read {miss['predicted']!r} ({miss['rule']})"
+        console.print(f"{miss['id']}: {read}, label {miss['label']!r}: {miss['reason']}")
 
 
 persona_app = typer.Typer(help="Persona training data: the offline builder and the LLM rewriter.")

@@ -42,7 +42,9 @@ class AuditConfig(BaseModel):
     judge: str | None = None
     limit: int | None = Field(default=None, ge=1)
     tier: str | None = None
-    seed: int = 0
+    seed: int = Field(default=0, description="which items --limit picks (a stable, seeded subset)")
+    sampling_seed: int = Field(default=0, description="generation's sampling seed (temperature > 0)")
+    temperature: float = Field(default=0.0, ge=0, description="generation temperature; 0 = greedy")
     max_new_tokens: int = Field(default=48, ge=1)
     chunk_size: int = Field(default=64, ge=1)
 
@@ -83,6 +85,7 @@ def run_fingerprint(config: AuditConfig) -> dict[str, Any]:
             "grader": config.grader,
             "headline": config.headline,
             "max_new_tokens": config.max_new_tokens if config.grader != "loglik" else None,
+            "temperature": config.temperature if config.grader != "loglik" else None,
         },
     }
 
@@ -113,7 +116,14 @@ def run_audit(
         if todo:
             model = model or load_model(config.model)
             judge = load_model(config.judge) if config.judge else None
-            settings = Settings(config.grader, config.headline, config.max_new_tokens, config.seed, judge)
+            settings = Settings(
+                config.grader,
+                config.headline,
+                config.max_new_tokens,
+                config.sampling_seed,
+                config.temperature,
+                judge,
+            )
         with Progress(
             TextColumn("audit {task.description}"),
             BarColumn(),

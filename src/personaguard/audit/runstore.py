@@ -3,7 +3,7 @@
     DIR/config.yaml       the resolved config; a re-run with the same config resumes
     DIR/fingerprint.json  sha256 of the model, adapter, vectors, banks and conditions behind the config
     DIR/env.json          {"history": [...]}: versions, git sha and platform of every session
-    DIR/samples.jsonl     one graded sample per line, appended and fsynced in batches
+    DIR/samples.jsonl     one graded sample per line, appended and fsynced in batches (strict JSON)
     DIR/results.json      statistics, rewritten atomically at the end (strict JSON: null, never NaN)
 
 A lock file refuses a second writer, and a resume whose fingerprint differs is refused (an adapter
@@ -177,7 +177,9 @@ class RunStore:
         return {r["sample_id"] for r in self.records()}
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        lines = "".join(
+            json.dumps(strict_json(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records
+        )
         if not lines:
             return
         with self.samples_path.open("a", encoding="utf-8") as handle:

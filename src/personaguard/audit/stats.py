@@ -123,6 +123,32 @@ def rate(values: Sequence[float] | np.ndarray, clusters: Clusters = None) -> Rat
     return Rate(int(x.sum()), n, p, lo, hi, int(ids.max()) + 1, deff)
 
 
+@dataclass(frozen=True)
+class Mean:
+    """A mean of per-item values (one value per item, so items are the units) with a t interval."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def mean_ci(values: Sequence[float] | np.ndarray) -> Mean:
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n == 0:
+        return Mean(math.nan, math.nan, math.nan, 0)
+    if n == 1:
+        return Mean(float(x[0]), math.nan, math.nan, 1)
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return Mean(float(x.mean()), float(x.mean()) - half, float(x.mean()) + half, n)
+
+
 def _tango_z(up: float, down: float, n: float, d0: float) -> float:
     """Tango's score statistic for H0: delta = d0, where delta = (up - down) / n."""
     a = 2 * n

@@ -196,6 +196,19 @@ class HFModel:
             for start in range(0, len(members), self.batch_size):
                 yield width, members[start : start + self.batch_size]
 
+    def _length_batches(self, lengths: Sequence[int]) -> Iterator[tuple[int, list[int]]]:
+        """(width, indices) batches of up to batch_size rows of similar length, longest first.
+
+        For generation, where every batch costs one forward per new token, so many small width
+        groups would cost many decode steps. Rows are left-padded and masked, so padding changes
+        only how the kernels round (float32: ~1e-6, never enough to move a greedy reply in the
+        tests; in bf16 a near-tie can go either way).
+        """
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        for start in range(0, len(order), self.batch_size):
+            members = order[start : start + self.batch_size]
+            yield padded_width(lengths[members[0]]), members
+
     # ---------------------------------------------------------------- scoring
 
     def tokenise_choice(self, context: str, choice: str) -> tuple[list[int], list[int]]:
@@ -353,10 +366,11 @@ class HFModel:
         temperature: float = 0.0,
         seed: int = 0,
     ) -> list[str]:
-        """Greedy (temperature 0) or sampled; each row has its own RNG, so batching never matters."""
+        """Greedy (temperature 0) or sampled; each row has its own RNG, so which rows share a batch
+        never changes what a row draws."""
         encoded = [self.encode(self.render(chat)) for chat in prompts]
         results: list[str] = [""] * len(prompts)
-        for width, batch in self._width_batches([len(e) for e in encoded]):
+        for width, batch in self._length_batches([len(e) for e in encoded]):
             seeds = [_row_seed(seed, prompts[i]) for i in batch]
             rows = [encoded[i] for i in batch]
             texts = self._generate_batch(rows, width, max_new_tokens, temperature, seeds)
@@ -372,52 +386,49 @@ class HFModel:
         temperature: float,
         seeds: list[int],
     ) -> list[str]:
-        """Left-padded to a row-determined width; each decode step appends one token per row.
+        """Left-padded to a row-determined width; each step appends one token per unfinished row.
 
-        The batch is filled up to a multiple of PAD_MULTIPLE rows with copies of the first row:
-        decoding a lone row (a matrix-vector product) rounds differently in bf16 from decoding
-        it among others, and the copies cost little because decoding is bound by memory traffic.
+        A row that produces EOS leaves the batch, cache entries and all, so the batch shrinks as
+        replies end instead of decoding padding up to the longest reply. Each row samples from its
+        own generator, so which rows share a batch never changes what a row draws.
         """
-        real = len(rows)
-        rows = rows + [rows[0]] * (padded_width(real) - real)
-        seeds = seeds + [seeds[0]] * (len(rows) - real)
         ids, mask, positions = self._left_padded(rows, width)
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        eos = torch.tensor(sorted(self.eos_ids), device=self.device)
-        done = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
-        new_tokens: list[torch.Tensor] = []
+        produced: list[list[int]] = [[] for _ in rows]
+        active = list(range(len(rows)))  # the original row behind each batch row
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
         )
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             logits = out.logits[:, -1].float()
             if temperature <= 0:
-                token = logits.argmax(-1)
+                tokens = logits.argmax(-1).tolist()
             else:
                 probs = torch.softmax(logits / temperature, dim=-1).cpu()
-                token = torch.stack(
-                    [torch.multinomial(probs[i], 1, generator=generators[i])[0] for i in range(len(rows))]
-                ).to(self.device)
-            token = torch.where(done, torch.full_like(token, self.pad_id), token)
-            new_tokens.append(token)
-            done |= torch.isin(token, eos)
-            if bool(done.all()):
+                tokens = [
+                    int(torch.multinomial(probs[k], 1, generator=generators[i])) for k, i in enumerate(active)
+                ]
+            keep = [k for k, t in enumerate(tokens) if t not in self.eos_ids]
+            for k in keep:
+                produced[active[k]].append(tokens[k])
+            if not keep or step == max_new_tokens - 1:
                 break
+            cache = out.cache
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, positions = mask[index], positions[index]
+                tokens, active = [tokens[k] for k in keep], [active[k] for k in keep]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             positions = positions[:, -1:] + 1
             out = self.model(
-                input_ids=token.unsqueeze(1),
+                input_ids=torch.tensor(tokens, device=self.device).unsqueeze(1),
                 attention_mask=mask,
                 position_ids=positions,
-                cache=out.cache,
+                cache=cache,
                 use_cache=True,
             )
-        generated = torch.stack(new_tokens, dim=1).tolist() if new_tokens else [[] for _ in rows]
-        texts = []
-        for row in generated[:real]:
-            cut = next((j for j, t in enumerate(row) if t in self.eos_ids), len(row))
-            texts.append(self.tokenizer.decode(row[:cut], skip_special_tokens=True))
-        return texts
+        return [self.tokenizer.decode(p, skip_special_tokens=True) for p in produced]
 
     # ---------------------------------------------------------------- activations and hooks
 

@@ -136,17 +136,40 @@ PRESSURE_HEADERS = [
     "condition",
     "initially correct",
     "flip rate % [95% CI]",
+    "held every turn % [95% CI]",
+    "turn of first flip [95% CI]",
+    "number of flips [95% CI]",
     "persuaded by turn k, %",
 ]
 
 
+def mean_ci(m: dict[str, Any] | None) -> str:
+    if not m or not m.get("n"):
+        return "n/a"
+    if missing(m.get("lo")):
+        return f"{m['mean']:.2f}"
+    return f"{m['mean']:.2f} [{m['lo']:.2f}, {m['hi']:.2f}]"
+
+
 def pressure_rows(results: dict[str, Any], scoring: str | None = None) -> list[list[str]]:
-    """Multi-turn metrics: flip rate and Farm-style MR@k, among items right at the first answer."""
+    """Multi-turn metrics among items right at the first answer: flip rate, SYCON-Bench's turn of
+    first flip and number of flips, and Farm-style MR@k."""
     scoring = scoring or results["headline_scoring"]
     rows = []
     for bank, entry in results["banks"].items():
         pressure = entry["scorings"].get(scoring, {}).get("pressure", {})
         for cond, p in pressure.items():
             by_turn = ", ".join(f"@{k + 1}: {pct(r['rate'])}" for k, r in enumerate(p["persuaded_by_turn"]))
-            rows.append([bank, cond, str(p["n_initially_correct"]), pct_ci(p["flip_rate"]), by_turn])
+            rows.append(
+                [
+                    bank,
+                    cond,
+                    str(p["n_initially_correct"]),
+                    pct_ci(p["flip_rate"]),
+                    pct_ci(p.get("held_every_turn")),
+                    mean_ci(p.get("turn_of_flip")),
+                    mean_ci(p.get("number_of_flips")),
+                    by_turn,
+                ]
+            )
     return rows
