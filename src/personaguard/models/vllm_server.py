@@ -22,11 +22,11 @@ from types import TracebackType
 import httpx
 
 from personaguard.errors import PersonaguardError
+from personaguard.models.spec import DTYPES
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PYTHON = Path(".venv-vllm/bin/python")
 PYTHON_ENV = "PERSONAGUARD_VLLM_PYTHON"
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 def free_port() -> int:
