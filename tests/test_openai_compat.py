@@ -122,6 +122,20 @@ def test_scoring_without_echoed_prompt_logprobs_says_why(tmp_path):
         stub.close()
 
 
+def test_a_server_refusing_token_id_prompts_gets_the_scoring_hint():
+    from personaguard.models.bundled import materialise
+
+    stub = Stub([(400, {"detail": "prompt must be a string."})])
+    try:
+        with pytest.raises(
+            PersonaguardError, match=r"HTTP 400.*must be a string.*cannot score choices.*generative"
+        ):
+            make(stub.url, f",tokenizer={materialise()}").score_choices([CHAT], [[" Paris"]])
+        assert len(stub.requests) == 1
+    finally:
+        stub.close()
+
+
 @pytest.fixture(scope="module")
 def served_model():
     from personaguard.models.bundled import materialise

@@ -123,7 +123,7 @@ class OpenAIModel:
     def _tokenizer_for_scoring(self) -> Any:
         if not self.tokenizer_name:
             raise PersonaguardError(
-                f"{self.spec}: scoring choices sends raw tokens to /v1/completions, so personaguard "
+                f"{self.spec}: scoring choices sends token ids to /v1/completions, so personaguard "
                 "must render the chat template and tokenise itself; add '#tokenizer=<hf id or path>' "
                 f"to the spec, or {GENERATIVE_HINT}"
             )
@@ -173,9 +173,9 @@ class OpenAIModel:
                         "temperature": 0,
                     }
                 )
-        rejected = (
-            "so it cannot score choices: scoring sends token-id prompts with echo + logprobs "
-            f"(vLLM takes them); {GENERATIVE_HINT}"
+        rejected = (  # a 400 may also be a too-long prompt, so the hint is conditional
+            "scoring sends token-id prompts with echo + logprobs (vLLM takes them); a server that "
+            f"refuses them cannot score choices: {GENERATIVE_HINT}"
         )
         replies = self._post_all("/completions", payloads, rejected)
         results: list[list[ChoiceScore]] = [[] for _ in prompts]
