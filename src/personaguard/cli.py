@@ -644,6 +644,36 @@ def prepare(
 
 
 @app.command()
+def serve(
+    model: Annotated[
+        str, typer.Argument(help="A model directory or local spec (bundled:NAME, hf:PATH)")
+    ] = "bundled:smollm2-135m",
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (the only address it listens on)")] = 8000,
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16")] = "float32",
+    threads: Annotated[int | None, typer.Option(help="vLLM compute threads (default: vLLM's choice)")] = None,
+    python: Annotated[Path | None, typer.Option(help="vLLM's python (default .venv-vllm/bin/python)")] = None,
+) -> None:
+    """Serve a local model with vLLM on 127.0.0.1 until Ctrl-C, and print the spec that audits
+    through it. vLLM runs from its own venv: build it once with `make vllm`."""
+    import signal
+
+    from personaguard.models import parse_spec, resolve_local_path
+    from personaguard.models.vllm_server import VLLMServer
+
+    path = model if Path(model).is_dir() else resolve_local_path(parse_spec(model))
+    server = VLLMServer(path, port=port, dtype=dtype, threads=threads, python=python)
+    console.print(f"starting vLLM (log: {server.log}); it compiles the model first", highlight=False)
+    plain = {"highlight": False, "markup": False, "soft_wrap": True}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` stops the server too, not only Ctrl-C
+    server.start(progress=lambda line: console.print(line, **plain))
+    console.print(f"audit through it: personaguard audit --model '{server.spec(max_connections=8)}'", **plain)
+    try:
+        server.wait()
+    finally:
+        server.stop()
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the study and its report go")] = Path("runs/demo"),
     profile: Annotated[
