@@ -25,6 +25,7 @@ from personaguard.models.base import (
     validate_chat,
     validate_choices,
 )
+from personaguard.models.choice_tokens import split_choice
 from personaguard.models.spec import ModelSpec, inference_dtype
 
 Span = Literal["prompt_last", "prompt_avg", "response_avg"]
@@ -212,13 +213,8 @@ class HFModel:
     # ---------------------------------------------------------------- scoring
 
     def tokenise_choice(self, context: str, choice: str) -> tuple[list[int], list[int]]:
-        """Tokenise like lm-eval: encode context+choice whole, cut at the context's length."""
-        if context and context[-1].isspace():
-            choice = context[-1] + choice
-            context = context[:-1]
-        ctx = self.encode(context)
-        whole = self.encode(context + choice)
-        return ctx, whole[len(ctx) :]
+        """(context tokens, choice tokens), by the rule every engine shares (models/choice_tokens.py)."""
+        return split_choice(self.encode, context, choice)
 
     def _shared_prefix_len(self, chat: Chat, ids: list[int]) -> int:
         """How many leading tokens this prompt shares with every prompt of the same system turn.
