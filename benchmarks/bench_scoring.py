@@ -25,7 +25,11 @@ from personaguard.models.bundled import materialise
 
 
 def matmul_peak(
-    dtype: torch.dtype, sizes: tuple[int, ...] = (2048, 3072, 4096), repeats: int = 5, budget_s: float = 15.0
+    dtype: torch.dtype,
+    device: str = "cpu",
+    sizes: tuple[int, ...] = (2048, 3072, 4096),
+    repeats: int = 5,
+    budget_s: float = 15.0,
 ) -> tuple[float, int]:
     """(FLOP/s, size) of the fastest single square matmul in ``dtype``: each size is warmed up
     first (thread pool, page faults, packing buffers) and timed several times, and the best
@@ -33,13 +37,16 @@ def matmul_peak(
     Each size stops after ``budget_s`` so a slow dtype (bf16 without hardware support) ends."""
     best = (0.0, 0)
     for n in sizes:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        out = torch.empty(n, n, dtype=dtype)
+        a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
+        out = torch.empty(n, n, dtype=dtype, device=device)
+        sync = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
         torch.matmul(a, b, out=out)
+        sync()
         deadline = time.perf_counter() + budget_s
         for _ in range(repeats):
             start = time.perf_counter()
             torch.matmul(a, b, out=out)
+            sync()
             best = max(best, (2 * n**3 / (time.perf_counter() - start), n))
             if time.perf_counter() > deadline:
                 break
@@ -83,12 +90,13 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.manual_seed(0)
 
     path = str(materialise())
     items = load_items(bank_path("factual"))[: args.items]
-    ours = load_model(f"hf:{path}#dtype={args.dtype},batch_size={args.batch_size}")
+    ours = load_model(f"hf:{path}#dtype={args.dtype},batch_size={args.batch_size},device={args.device}")
     prompts = [
         [{"role": "user", "content": it.input}, {"role": "assistant", "content": ANSWER_PREFILL}]
         for it in items
@@ -98,7 +106,7 @@ def main() -> None:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=path, dtype=args.dtype, device="cpu", batch_size=args.batch_size)
+    lm = HFLM(pretrained=path, dtype=args.dtype, device=args.device, batch_size=args.batch_size)
     requests = [
         Instance("loglikelihood", doc={}, arguments=(ours.render(p), c), idx=j)
         for p, row in zip(prompts, choices, strict=True)
@@ -122,7 +130,7 @@ def main() -> None:
     ours_rows = [[s.logprob for s in row] for row in ours_scores]
     agree, max_diff = compare(ours_rows, theirs_rows)
 
-    peak, peak_size = matmul_peak(getattr(torch, args.dtype))
+    peak, peak_size = matmul_peak(getattr(torch, args.dtype), args.device)
     n = len(items)
     print(
         f"items: {n} ({len(requests)} loglikelihood requests), dtype {args.dtype}, "
@@ -135,7 +143,7 @@ def main() -> None:
     print(f"max |Δ loglik|     {max_diff:8.4f}")
     if args.dtype != "float32":
         # How far is each low-precision implementation from the fp32 answer?
-        ref_model = load_model(f"hf:{path}#dtype=float32,batch_size={args.batch_size}")
+        ref_model = load_model(f"hf:{path}#dtype=float32,batch_size={args.batch_size},device={args.device}")
         ref = [[s.logprob for s in row] for row in ref_model.score_choices(prompts, choices)]
         for name, rows in (("personaguard", ours_rows), ("lm-eval", theirs_rows)):
             same, diff = compare(rows, ref)

@@ -12,7 +12,7 @@ from typing import Any
 
 from personaguard.errors import PersonaguardError
 from personaguard.fingerprint import dir_sha256, file_sha256, text_sha256
-from personaguard.models.spec import ModelSpec, inference_dtype, parse_spec, parse_steer
+from personaguard.models.spec import ModelSpec, parse_spec, parse_steer
 
 
 def weights_sha256(path: str) -> str:
@@ -45,11 +45,12 @@ def model_fingerprint(spec: str | ModelSpec) -> dict[str, Any]:
             "dtype": None,
         }
     from personaguard.models import resolve_local_path
+    from personaguard.models.device import resolve_dtype
 
     fp: dict[str, Any] = {
         "weights": weights_sha256(resolve_local_path(parsed)),
         "adapter": dir_sha256(parsed.adapter) if parsed.adapter else None,
-        "dtype": inference_dtype(parsed),
+        "dtype": str(resolve_dtype(parsed)).removeprefix("torch."),
     }
     for option in ("steer", "cap"):
         if value := parsed.option(option):

@@ -26,7 +26,8 @@ from personaguard.models.base import (
     validate_choices,
 )
 from personaguard.models.choice_tokens import split_choice
-from personaguard.models.spec import ModelSpec, inference_dtype
+from personaguard.models.device import resolve_device, resolve_dtype
+from personaguard.models.spec import ModelSpec
 
 Span = Literal["prompt_last", "prompt_avg", "response_avg"]
 PAD_MULTIPLE = 8
@@ -34,17 +35,6 @@ PAD_MULTIPLE = 8
 # ignores it). Ours is additive (0 / dtype min), which both read the same way.
 MASKABLE_ATTENTION = ("sdpa", "eager")
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
-
-
-def fast_dtype(device: str) -> torch.dtype:
-    """bf16 where the hardware computes it natively (about 3x faster than fp32 on AVX512-BF16).
-    Training uses it; inference defaults to float32 (see ``models.spec.inference_dtype``)."""
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    cpu = torch.cpu
-    if cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported():
-        return torch.bfloat16
-    return torch.float32
 
 
 def _row_seed(seed: int, chat: Chat) -> int:
@@ -96,11 +86,8 @@ class HFModel:
 
         hf_logging.disable_progress_bar()  # our own progress bars are the ones users read
         self.spec = str(spec)
-        device = spec.option("device", "cpu") or "cpu"
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.dtype = getattr(torch, inference_dtype(spec))
+        self.device = torch.device(resolve_device(spec.option("device")))
+        self.dtype = resolve_dtype(spec)
         self.batch_size = int(spec.option("batch_size", "16") or 16)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)

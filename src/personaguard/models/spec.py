@@ -21,7 +21,8 @@ BUNDLED_NAMES = tuple(BUNDLED)
 
 # Option name -> what it means; unknown options are an error so typos never pass silently.
 OPTIONS = {
-    "dtype": "float32 | bfloat16 | float16 (local models; default float32, exact for adapters)",
+    "dtype": "float32 | bfloat16 | float16 | auto (local models; default float32, exact for adapters; "
+    "auto = the device's fastest native precision)",
     "device": "cpu | cuda | auto (local models)",
     "batch_size": "rows per forward pass (local models)",
     "max_connections": "concurrent requests (openai)",
@@ -57,13 +58,7 @@ class ModelSpec:
         return self.options.get(key, default)
 
 
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def inference_dtype(spec: ModelSpec) -> str:
-    """float32 unless the spec asks otherwise. A LoRA adapter's effect is mostly below bf16
-    resolution (benchmarks/bench_adapters.py): low precision would audit a different model."""
-    return spec.option("dtype") or "float32"
+DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 def _parse_options(text: str, spec: str) -> dict[str, str]:

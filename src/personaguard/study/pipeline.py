@@ -109,12 +109,14 @@ def ensure_adapter(
         for t in MONITORED
         if t in profile.vectors.traits
     ]
+    device = parse_spec(base).option("device")  # adapters train where the base spec says it runs
+    settings = {"device": "cuda" if device.startswith("cuda") else device} if device else {}
     config = TrainConfig(
         model=base,
         data=str(data.resolve()),
         monitor=monitor,
         steer=steer_ref(layout, variant.train_steer, chosen_layer) if variant.train_steer else None,
-        **profile.train,
+        **(settings | profile.train),
     )
     train(config, layout.adapter(variant.name), progress=progress)
 

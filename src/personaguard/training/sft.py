@@ -38,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from personaguard._warnings import silence_known_warnings
 from personaguard.errors import PersonaguardError
 from personaguard.models import parse_spec, resolve_local_path
-from personaguard.models.hf import fast_dtype
+from personaguard.models.device import fast_dtype
 from personaguard.persona.dataset import load_conversations
 from personaguard.training.batches import Step, padding_waste, plan_epoch
 from personaguard.training.config import TrainConfig
