@@ -679,7 +679,9 @@ def demo(
     profile: Annotated[
         str, typer.Option(help="quick (minutes) | full (about two hours) | a YAML path")
     ] = "quick",
-    base: Annotated[str, typer.Option(help="Base model spec (local)")] = "bundled:smollm2-135m",
+    base: Annotated[
+        str | None, typer.Option(help="Base model spec (local); default: the profile's own")
+    ] = None,
 ) -> None:
     """The main job: audit the base, train persona adapters, audit them, measure vectors, report.
     Re-running the same command resumes an interrupted study."""

@@ -17,7 +17,6 @@ from personaguard.models.spec import parse_spec
 from personaguard.study.profile import Profile, Steer, Variant, load_profile
 from personaguard.study_layout import AUDIT_KINDS, StudyLayout
 
-BUNDLED = "bundled:smollm2-135m"
 MONITORED = ("warmth", "sycophancy")  # traits whose projection is logged while training
 
 Log = Callable[[str], None]
@@ -171,7 +170,7 @@ def ensure_shift(base_model: Any, specs: dict[str, str], profile: Profile, layou
 def run_study(
     profile: str | Path | Profile,
     out: str | Path,
-    base: str = BUNDLED,
+    base: str | None = None,
     progress: bool = True,
     log: Log = print,
 ) -> Path:
@@ -182,10 +181,11 @@ def run_study(
 
     profile_name = "custom" if isinstance(profile, Profile) else str(profile)
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    base = base or profile.base
 
     layout = StudyLayout(Path(out))
     layout.root.mkdir(parents=True, exist_ok=True)
-    settings = profile.model_dump(exclude={"description"})  # what the artefacts depend on
+    settings = profile.model_dump(exclude={"description", "base"})  # with base: what artefacts depend on
     manifest = (
         layout.read_manifest()
         if layout.manifest.is_file()

@@ -70,6 +70,7 @@ class Variant(Strict):
 
 class Profile(Strict):
     description: str = ""
+    base: str = Field("bundled:smollm2-135m", description="the base model's spec; sizes are tuned to it")
     reliability: AuditSize
     safety: AuditSize
     warmth: WarmthSize
