@@ -74,10 +74,11 @@ def test_expected_rating_is_the_probability_weighted_mean_over_the_options():
     assert rating == pytest.approx(5.35)  # .05 + .1 + .3 + .4 + 1 + 1.2 + 1.05 + .8 + .45
 
 
-def test_expected_rating_is_unscored_when_any_option_score_is_broken():
-    probs = [1 / 9] * 9
-    broken = scores_for(probs)
-    broken[3] = ChoiceScore(math.nan, 1)
+@pytest.mark.parametrize("bad", [math.nan, -math.inf, math.inf])
+def test_expected_rating_is_unscored_when_any_option_score_is_broken(bad):
+    """As for answer choices: a NaN or infinite score is a broken read, not a zero probability."""
+    broken = scores_for([1 / 9] * 9)
+    broken[3] = ChoiceScore(bad, 1)
     rating, got = expected_rating(broken)
     assert math.isnan(rating) and all(math.isnan(p) for p in got)
 
