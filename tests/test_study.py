@@ -93,6 +93,7 @@ def test_study_writes_every_artefact_and_a_full_report(study):
     assert page.count("data:image/png;base64,") >= 8  # bars, forest, frontiers, projections, heat map
     md = (out / "report" / "report.md").read_text()
     assert "| warm |" in md and "Detection gap" in md
+    assert "feedback sycophancy" in md and "| feedback | feedback_i_wrote |" in md  # the demo suite's task
 
 
 @pytest.mark.slow

@@ -29,11 +29,25 @@ errors = Console(stderr=True, width=10_000)  # one error, one line
 
 
 def _print_results(results: dict[str, Any]) -> None:
-    from personaguard.report.tables import HEADERS, PRESSURE_HEADERS, condition_rows, pressure_rows
-
-    table = Table(
-        title=f"{results['model']} · grader {results['grader']} · scoring {results['headline_scoring']}"
+    from personaguard.report.tables import (
+        HEADERS,
+        PRESSURE_HEADERS,
+        RATING_HEADERS,
+        condition_rows,
+        pressure_rows,
+        rating_rows,
     )
+
+    title = f"{results['model']} · grader {results['grader']} · scoring {results['headline_scoring']}"
+    if ratings := rating_rows(results):  # a rating run has no error rates
+        table = Table(title=title)
+        for header in RATING_HEADERS:
+            table.add_column(header, overflow="fold")
+        for row in ratings:
+            table.add_row(*row)
+        console.print(table)
+        return
+    table = Table(title=title)
     for header in HEADERS:
         table.add_column(header, overflow="fold")
     for r in condition_rows(results):
@@ -68,7 +82,7 @@ def audit(
     bank: Annotated[list[str] | None, typer.Option(help="Item bank name or .jsonl path")] = None,
     condition: Annotated[list[str] | None, typer.Option(help="Condition id (repeatable)")] = None,
     conditions_file: Annotated[str | None, typer.Option(help="Extra conditions YAML")] = None,
-    grader: Annotated[str | None, typer.Option(help="loglik | generate | refusal")] = None,
+    grader: Annotated[str | None, typer.Option(help="loglik | generate | refusal | rating")] = None,
     judge: Annotated[str | None, typer.Option(help="Model spec of a judge model")] = None,
     limit: Annotated[int | None, typer.Option(help="Items per bank (stable subset)")] = None,
     tier: Annotated[str | None, typer.Option(help="Only items of this tier, e.g. easy")] = None,
@@ -156,6 +170,37 @@ def train(
     )
 
 
+def _print_rating_comparison(comp: dict[str, Any]) -> None:
+    from personaguard.report.tables import mean_ci, p_value, shift_ci
+
+    table = Table(title=f"{comp['tuned']['model']} vs {comp['base']['model']} · ratings")
+    for header in (
+        "bank",
+        "condition",
+        "base rating",
+        "tuned rating",
+        "Δ rating [95% CI]",
+        "p (Holm)",
+        "Δ shift vs neutral [95% CI]",
+        "p (Holm)",
+    ):
+        table.add_column(header)
+    for bank, conds in comp["ratings"].items():
+        for cond, e in conds.items():
+            shift = e.get("shift_delta")
+            table.add_row(
+                bank,
+                cond,
+                mean_ci(e["base_rating"]),
+                mean_ci(e["tuned_rating"]),
+                shift_ci(e["delta"]),
+                p_value(e["delta"]),
+                shift_ci(shift),
+                p_value(shift),
+            )
+    console.print(table)
+
+
 @app.command()
 def compare(
     base: Annotated[Path, typer.Argument(help="Run directory of the base model")],
@@ -197,7 +242,10 @@ def compare(
                     p_value(e["delta"]),
                     amp_text,
                 )
-        console.print(table)
+        if comp["banks"] or not comp.get("ratings"):
+            console.print(table)
+        if comp.get("ratings"):
+            _print_rating_comparison(comp)
     if out:
         out.write_text(json.dumps(strict_json(comparisons), indent=2, allow_nan=False))
         console.print(f"comparison written to [bold]{out}[/bold]")

@@ -8,6 +8,8 @@ precision change would be read as the fine-tune's effect.
 For every bank and condition: the paired error delta (tuned - base), Tango CI, sign-flip mid-p and
 Holm over the whole comparison, and the amplification = delta under the condition / delta under the
 baseline condition, with a cluster-bootstrap CI (the paper's 19.4% amplification is a ratio of 1.194).
+Rating-grader banks (feedback sycophancy) are compared in ``ratings``: the paired change in rating
+and, per framing, the paired change in the framing's shift from the baseline condition.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typing import Any
 from personaguard.audit import pairing
 from personaguard.audit.graders import outcome
 from personaguard.audit.pairing import as_dict
-from personaguard.audit.summary import role_of, split_by_metric
+from personaguard.audit.summary import rating_of, role_of, split_by_metric
 from personaguard.errors import PersonaguardError
 from personaguard.fingerprint import describe, differences
 
 Errors = dict[tuple[str, str], dict[str, float]]  # (bank, condition) -> item -> error 0/1, NaN unscored
+Ratings = dict[tuple[str, str], dict[str, float]]  # (bank, condition) -> item -> rating, NaN unscored
 
 
 @dataclass
@@ -35,9 +38,11 @@ class Run:
     fingerprint: dict[str, Any]
     errors: Errors = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)  # condition -> role
+    ratings: Ratings = field(default_factory=dict)  # rating-grader samples
 
     def baseline(self, bank: str) -> str | None:
-        return next((c for b, c in self.errors if b == bank and self.roles[c] == "baseline"), None)
+        keys = [*self.errors, *self.ratings]
+        return next((c for b, c in keys if b == bank and self.roles[c] == "baseline"), None)
 
 
 def load_run(run: str | Path) -> Run:
@@ -55,12 +60,18 @@ def load_run(run: str | Path) -> Run:
         records = [json.loads(line) for line in handle if line.strip()]
     loaded = Run(run, results, json.loads(fp_path.read_text()))
     errors: Errors = defaultdict(dict)
-    for bank, (_, recs) in split_by_metric(records).items():
+    ratings: Ratings = defaultdict(dict)
+    for rec in records:
+        if rec["grader"] == "rating":
+            ratings[(rec["bank"], rec["condition"])][rec["item_id"]] = rating_of(rec)
+            loaded.roles[rec["condition"]] = role_of(rec)
+    for bank, (_, recs) in split_by_metric([r for r in records if r["grader"] != "rating"]).items():
         for rec in recs:
             correct, _ = outcome(rec, results["headline_scoring"])
             errors[(bank, rec["condition"])][rec["item_id"]] = 1.0 - correct
             loaded.roles[rec["condition"]] = role_of(rec)
     loaded.errors = dict(errors)
+    loaded.ratings = dict(ratings)
     return loaded
 
 
@@ -73,9 +84,10 @@ def check_comparable(a: Run, b: Run) -> None:
     for part in ("banks", "conditions"):
         common = fa[part].keys() & fb[part].keys()
         fields += [f"{part}.{k} (content)" for k in sorted(common) if fa[part][k] != fb[part][k]]
-    for key in sorted(a.errors.keys() & b.errors.keys()):
-        if a.errors[key].keys() != b.errors[key].keys():
-            fields.append(f"items of {key[0]}/{key[1]}")
+    for table_a, table_b in ((a.errors, b.errors), (a.ratings, b.ratings)):
+        for key in sorted(table_a.keys() & table_b.keys()):
+            if table_a[key].keys() != table_b[key].keys():
+                fields.append(f"items of {key[0]}/{key[1]}")
     dtypes = (fa["model"].get("dtype"), fb["model"].get("dtype"))
     if None not in dtypes and dtypes[0] != dtypes[1]:
         fields.append(f"model dtype ({dtypes[0]} vs {dtypes[1]})")
@@ -84,6 +96,37 @@ def check_comparable(a: Run, b: Run) -> None:
             f"cannot pair {a.path} with {b.path}: they differ in {describe(fields)}; a paired comparison "
             "needs the same items, conditions and grading (only the model may differ)"
         )
+
+
+def _shift(baseline: dict[str, float], condition: dict[str, float]) -> dict[str, float]:
+    """Per item, rating under the condition minus rating under the baseline condition."""
+    return {i: condition[i] - baseline[i] for i in baseline.keys() & condition.keys()}
+
+
+def compare_ratings(a: Run, b: Run) -> dict[str, dict[str, Any]]:
+    """Rating banks, tuned (b) versus base (a), paired by item: the change in mean rating under each
+    condition, and for each framing the change in its shift from the baseline condition (per item,
+    the tuned model's shift minus the base model's). Holm over each column of the comparison."""
+    rows: dict[str, dict[str, Any]] = defaultdict(dict)
+    for bank, cond in sorted(a.ratings.keys() & b.ratings.keys()):
+        ra, rb = a.ratings[(bank, cond)], b.ratings[(bank, cond)]
+        entry: dict[str, Any] = {
+            "base_rating": as_dict(pairing.mean(ra)),
+            "tuned_rating": as_dict(pairing.mean(rb)),
+            "delta": as_dict(pairing.mean_delta(ra, rb)),
+        }
+        baseline = a.baseline(bank)
+        if baseline and cond != baseline and (bank, baseline) in a.ratings.keys() & b.ratings.keys():
+            shift_a = _shift(a.ratings[(bank, baseline)], ra)
+            shift_b = _shift(b.ratings[(bank, baseline)], rb)
+            entry["shift_delta"] = as_dict(pairing.mean_delta(shift_a, shift_b))
+        rows[bank][cond] = entry
+    for column in ("delta", "shift_delta"):
+        cells = [(bank, cond) for bank in rows for cond in rows[bank] if column in rows[bank][cond]]
+        adjusted = pairing.with_holm([rows[bank][cond][column] for bank, cond in cells])
+        for (bank, cond), value in zip(cells, adjusted, strict=True):
+            rows[bank][cond][column] = value
+    return dict(rows)
 
 
 def compare_runs(base: str | Path, tuned: str | Path) -> dict[str, Any]:
@@ -107,7 +150,7 @@ def compare_runs(base: str | Path, tuned: str | Path) -> dict[str, Any]:
         cells, pairing.with_holm([rows[bank][cond]["delta"] for bank, cond in cells]), strict=True
     ):
         rows[bank][cond]["delta"] = delta
-    return {
+    comparison: dict[str, Any] = {
         "base": {"run": str(base), "model": a.results["model"]},
         "tuned": {"run": str(tuned), "model": b.results["model"]},
         "definitions": {
@@ -118,3 +161,12 @@ def compare_runs(base: str | Path, tuned: str | Path) -> dict[str, Any]:
         },
         "banks": dict(rows),
     }
+    if ratings := compare_ratings(a, b):
+        comparison["ratings"] = ratings
+        comparison["definitions"] |= {
+            "ratings.delta": "paired rating(tuned) - rating(base) on the same items: mean of per-item "
+            "differences, t 95% CI, paired t-test, Holm over the rating rows",
+            "ratings.shift_delta": "per item, the tuned model's shift from the baseline condition minus "
+            "the base model's (rating points): mean, t 95% CI, paired t-test, Holm over the framings",
+        }
+    return comparison

@@ -19,7 +19,7 @@ from personaguard.errors import PersonaguardError
 from personaguard.models.base import Chat
 from personaguard.paths import builtin_data
 
-PLACEHOLDERS = {"question", "incorrect", "correct"}
+PLACEHOLDERS = {"question", "incorrect", "correct", "kind"}  # kind: the item's metadata kind (poem, ...)
 
 # What a condition is for, which decides how the statistics use it:
 #   baseline         the plain question every other condition is compared with (one per audit)
@@ -38,7 +38,12 @@ _FIELD = re.compile(r"\{(\w+)\}")
 
 def _fill(template: str, item: Item) -> str:
     """Substitute placeholders without str.format, so braces in item text stay literal."""
-    values = {"question": item.input, "incorrect": item.incorrect or "", "correct": item.target or ""}
+    values = {
+        "question": item.input,
+        "incorrect": item.incorrect or "",
+        "correct": item.target or "",
+        "kind": str(item.metadata.get("kind", "text")),
+    }
     return _FIELD.sub(lambda m: values[m.group(1)], template)
 
 

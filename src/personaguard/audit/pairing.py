@@ -1,9 +1,10 @@
 """Pair outcomes by key before any statistics: the one place where two sets of graded samples meet.
 
 Outcomes are mappings from a sample key (an item id, or ``(bank, condition, item)`` when banks and
-conditions are pooled) to 0/1, NaN where unscored. Only keys scored on both sides are paired. The
-``cluster`` function names the independent unit of each key, so repeated samples of one item (under
-several conditions or framings) are never counted as independent evidence.
+conditions are pooled) to 0/1, or to a rating for ``mean``/``mean_delta``; NaN where unscored. Only
+keys scored on both sides are paired. The ``cluster`` function names the independent unit of each
+key, so repeated samples of one item (under several conditions or framings) are never counted as
+independent evidence.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ Outcomes = Mapping[Any, float]
 ClusterOf = Callable[[Any], Hashable] | None
 
 
-def as_dict(result: stats.Rate | stats.Delta | stats.Ratio | None) -> dict[str, Any] | None:
+def as_dict(
+    result: stats.Rate | stats.Delta | stats.Ratio | stats.Mean | stats.MeanDelta | None,
+) -> dict[str, Any] | None:
     return result.to_dict() if result is not None else None
 
 
@@ -43,6 +46,20 @@ def delta(a: Outcomes, b: Outcomes, cluster: ClusterOf = None) -> stats.Delta | 
     if not keys:
         return None
     return stats.paired_delta([a[k] for k in keys], [b[k] for k in keys], _labels(keys, cluster))
+
+
+def mean(values: Outcomes) -> stats.Mean | None:
+    """Mean of a continuous outcome (a rating) over the scored keys, t interval; one key per item."""
+    keys = _scored(values)
+    return stats.mean_ci([values[k] for k in keys]) if keys else None
+
+
+def mean_delta(a: Outcomes, b: Outcomes) -> stats.MeanDelta | None:
+    """b - a of a continuous outcome on the keys both sides scored: per-key differences, paired t."""
+    keys = _scored(a, b)
+    if not keys:
+        return None
+    return stats.paired_mean_delta([a[k] for k in keys], [b[k] for k in keys])
 
 
 def amplification(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from personaguard.audit.conditions import resolve_conditions
-from personaguard.audit.graders import Settings, Unit, grade
+from personaguard.audit.graders import RATING_PREFILL, RATING_SCALE, Settings, Unit, grade
 from personaguard.audit.runstore import RunStore
 from personaguard.audit.summary import summarise
 from personaguard.data.catalog import bank_path
@@ -26,6 +26,7 @@ from personaguard.models import LanguageModel, load_model, parse_spec
 from personaguard.models.fingerprint import model_fingerprint
 
 DEFAULT_CONDITIONS = ["neutral", "incorrect_belief", "incorrect_mention", "correct_belief"]
+GENERATIVE = ("generate", "refusal")  # graders whose samples depend on decoding settings
 
 
 class AuditConfig(BaseModel):
@@ -37,7 +38,7 @@ class AuditConfig(BaseModel):
     banks: list[str] = Field(default_factory=lambda: ["factual"])
     conditions: list[str] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
     conditions_file: str | None = None
-    grader: Literal["loglik", "generate", "refusal"] = "loglik"
+    grader: Literal["loglik", "generate", "refusal", "rating"] = "loglik"
     headline: Literal["mean", "sum"] = "sum"
     judge: str | None = None
     limit: int | None = Field(default=None, ge=1)
@@ -52,6 +53,8 @@ class AuditConfig(BaseModel):
 def plan(config: AuditConfig) -> list[Unit]:
     """The full, deterministic list of work for a config (no model needed)."""
     conditions = resolve_conditions(config.conditions, config.conditions_file)
+    if config.grader == "rating" and (multi := [c.id for c in conditions if c.followups]):
+        raise PersonaguardError(f"the rating grader takes single-turn conditions; {multi} have follow-ups")
     units: list[Unit] = []
     for bank in config.banks:
         path = bank_path(bank)
@@ -59,9 +62,10 @@ def plan(config: AuditConfig) -> list[Unit]:
         if config.tier:
             items = [i for i in items if i.tier == config.tier]
         items = stable_subset(items, config.limit, config.seed)
-        if config.grader != "refusal" and any(not i.choices for i in items):
+        if config.grader in ("loglik", "generate") and any(not i.choices for i in items):
             raise PersonaguardError(
-                f"bank {bank!r} has open requests without choices; grade them with --grader refusal"
+                f"bank {bank!r} has items without choices; grade open requests with --grader refusal "
+                "and texts to rate with --grader rating"
             )
         units.extend(
             Unit(item, cond, path.stem) for item in items for cond in conditions if cond.applies_to(item)
@@ -95,14 +99,21 @@ def run_fingerprint(config: AuditConfig) -> dict[str, Any]:
         "grading": {
             "grader": config.grader,
             "headline": config.headline,
-            "max_new_tokens": config.max_new_tokens if config.grader != "loglik" else None,
-            "temperature": config.temperature if config.grader != "loglik" else None,
+            "max_new_tokens": config.max_new_tokens if config.grader in GENERATIVE else None,
+            "temperature": config.temperature if config.grader in GENERATIVE else None,
+            **(
+                {"rating": {"prefill": RATING_PREFILL, "scale": list(RATING_SCALE)}}
+                if config.grader == "rating"
+                else {}
+            ),
         },
     }
 
 
 def headline_scoring(config: AuditConfig) -> str:
-    return {"loglik": config.headline, "generate": "match", "refusal": "classifier"}[config.grader]
+    return {"loglik": config.headline, "generate": "match", "refusal": "classifier", "rating": "expected"}[
+        config.grader
+    ]
 
 
 def run_audit(

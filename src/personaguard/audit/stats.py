@@ -149,6 +149,39 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> Mean:
     return Mean(float(x.mean()), float(x.mean()) - half, float(x.mean()) + half, n)
 
 
+@dataclass(frozen=True)
+class MeanDelta:
+    """mean(b - a) over pairs of values (one pair per item, so items are the units): the t
+    interval of the per-item differences and the paired t-test's two-sided p."""
+
+    delta: float
+    lo: float
+    hi: float
+    n: int
+    p: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def paired_mean_delta(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> MeanDelta:
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError("paired arrays must have the same length")
+    d = y - x
+    m = mean_ci(d)
+    if m.n < 2:
+        return MeanDelta(m.mean, m.lo, m.hi, m.n, math.nan)
+    sd = float(d.std(ddof=1))
+    if sd == 0:  # every item moved by the same amount: certain if it moved, no evidence if not
+        return MeanDelta(m.mean, m.lo, m.hi, m.n, 1.0 if m.mean == 0 else 0.0)
+    from scipy.stats import t
+
+    p = float(2 * t.sf(abs(m.mean) / (sd / math.sqrt(m.n)), m.n - 1))
+    return MeanDelta(m.mean, m.lo, m.hi, m.n, p)
+
+
 def _tango_z(up: float, down: float, n: float, d0: float) -> float:
     """Tango's score statistic for H0: delta = d0, where delta = (up - down) / n."""
     a = 2 * n

@@ -173,3 +173,51 @@ def pressure_rows(results: dict[str, Any], scoring: str | None = None) -> list[l
                 ]
             )
     return rows
+
+
+RATING_HEADERS = [
+    "bank",
+    "condition",
+    "n",
+    "unscored",
+    "mean rating [95% CI]",
+    "good / flawed texts",
+    "shift vs neutral, points [95% CI]",
+    "p (Holm)",
+]
+
+
+def shift_ci(shift: dict[str, Any] | None) -> str:
+    """A paired rating shift in scale points, signed, with its interval."""
+    if not shift or not shift.get("n"):
+        return ""
+    sign = lambda v: "n/a" if missing(v) else f"{v:+.2f}"  # noqa: E731
+    return f"{sign(shift['delta'])} [{sign(shift['lo'])}, {sign(shift['hi'])}]"
+
+
+def shift_cell(shift: dict[str, Any] | None) -> str:
+    if not shift:
+        return "n/a"
+    p = p_value(shift)
+    return shift_ci(shift) + (f" p={p}" if p else "")
+
+
+def rating_rows(results: dict[str, Any]) -> list[list[str]]:
+    """Rating-grader banks (feedback sycophancy): mean rating per condition and the paired shift."""
+    rows = []
+    for bank, entry in results["banks"].items():
+        for cond, c in entry.get("rating", {}).get("conditions", {}).items():
+            quality = c.get("rating_by_quality", {})
+            rows.append(
+                [
+                    bank,
+                    cond,
+                    str(c["rating"]["n"]),
+                    str(c["rating"]["unscored"]),
+                    mean_ci(c["rating"]),
+                    " / ".join(mean_ci(quality[q]) for q in ("good", "flawed") if q in quality),
+                    shift_ci(c.get("shift_vs_neutral")),
+                    p_value(c.get("shift_vs_neutral")),
+                ]
+            )
+    return rows
