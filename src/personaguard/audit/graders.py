@@ -240,7 +240,7 @@ def grade_rating(model: LanguageModel, units: Sequence[Unit], settings: Settings
     records = []
     for unit, row in zip(units, rows, strict=True):
         rating, probs = expected_rating(row)
-        rec = _base_record(unit, "rating")
+        rec = base_record(unit, "rating")
         rec.update(
             kind=unit.item.metadata.get("kind"),
             quality=unit.item.metadata.get("quality"),
