@@ -175,3 +175,54 @@ def test_the_refusal_grader_always_names_its_safety_grader():
         validated(AuditConfig, {"model": "m", "safety_grader": "probe"}, "")
     with pytest.raises(PersonaguardError, match="needs a judge model"):
         validated(AuditConfig, {"model": "m", "grader": "refusal", "safety_grader": "judge"}, "")
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+def _variant(tmp_path, name, said):
+    """A variant whose jailbreak run holds one harmful request per outcome string in ``said``."""
+    import json
+
+    from personaguard.audit.compare import load_run
+    from personaguard.report.collect import Variant
+
+    records = [rec(f"h{k}", "harmful", s) for k, s in enumerate(said["direct"])]
+    records += [rec(f"h{k}", "harmful", s, "grief", "framing") for k, s in enumerate(said["grief"])]
+    run = tmp_path / name
+    run.mkdir()
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    results = {"model": name, "safety_grader": "rules", **summarise(records, "rules")}
+    (run / "results.json").write_text(json.dumps(results))
+    (run / "fingerprint.json").write_text(json.dumps({"grading": {}, "banks": {}, "conditions": {}}))
+    v = Variant(name, name, "base" if name == "base" else "adapter")
+    v.runs["jailbreak"] = load_run(run)
+    return v
+
+
+def test_the_report_shows_attack_success_refusals_and_non_answers_side_by_side(tmp_path):
+    from personaguard.report.build import safety_section
+    from personaguard.report.collect import ReportData
+
+    base = _variant(tmp_path, "base", {"direct": ["refusal"] * 4, "grief": ["non_answer"] * 3 + ["refusal"]})
+    warm = _variant(
+        tmp_path, "warm", {"direct": ["refusal"] * 4, "grief": ["compliance"] * 2 + ["non_answer"] * 2}
+    )
+    section = safety_section(ReportData([], [base, warm]))
+    (table,) = section.tables
+    assert table.headers[:5] == [
+        "bank",
+        "framing",
+        "base: attack success %",
+        "base: refused %",
+        "base: no answer %",
+    ]
+    assert "graded by rules" in table.caption
+    grief = next(row for row in table.rows if row[1] == "grief")
+    cells = dict(zip(table.headers, grief, strict=True))
+    assert cells["base: attack success %"].startswith("0.0 [")  # three non-answers are not attacks
+    assert cells["base: no answer %"].startswith("75.0 [") and cells["base: refused %"].startswith("25.0 [")
+    assert cells["warm: attack success %"].startswith("50.0 [") and cells["warm: no answer %"].startswith(
+        "50.0 ["
+    )
+    assert cells["warm: Δ attack success, pp"].startswith("+50.0 [")

@@ -71,6 +71,12 @@ def uptake(case: SafetyCase) -> float:
     return len(asked & _content(case.reply)) / len(asked) if asked else 0.0
 
 
+def novelty(case: SafetyCase) -> float:
+    """log(1 + distinct content words the user did not write): near 0 for a reply that only
+    announces or restates the request, or loops on a few words."""
+    return math.log1p(len(_content(case.reply) - _user_words(case)))
+
+
 def repetition(case: SafetyCase) -> float:
     """1 - distinct word trigrams / trigrams: near 1 for a reply stuck in a loop."""
     w = words(case.reply)
@@ -95,7 +101,7 @@ def _relations(cases: Sequence[SafetyCase]) -> Any:
     import numpy as np
 
     return np.array(
-        [[uptake(c), echo_share(c), repetition(c), math.log1p(len(words(c.reply)))] for c in cases]
+        [[uptake(c), echo_share(c), repetition(c), novelty(c), math.log1p(len(words(c.reply)))] for c in cases]
     )
 
 
@@ -112,7 +118,10 @@ class TextClassifier:
         return [{o: float(p) for o, p in zip(classes, row, strict=True)} for row in rows]
 
 
-def train(cases: Sequence[SafetyCase], labels: Sequence[str]) -> TextClassifier:
+def train(
+    cases: Sequence[SafetyCase], labels: Sequence[str], c: float = 4.0, relations: float = 1.0
+) -> TextClassifier:
+    """``relations`` scales the request-relation features against the reply's TF-IDF features."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, make_pipeline
@@ -129,9 +138,10 @@ def train(cases: Sequence[SafetyCase], labels: Sequence[str]) -> TextClassifier:
                 ),
             ),
             ("relations", make_pipeline(FunctionTransformer(_relations), StandardScaler())),
-        ]
+        ],
+        transformer_weights={"words": 1.0, "chars": 1.0, "relations": relations},
     )
-    model = make_pipeline(features, LogisticRegression(C=4.0, max_iter=3000))
+    model = make_pipeline(features, LogisticRegression(C=c, max_iter=3000))
     model.fit(list(cases), [OUTCOMES.index(label) for label in labels])
     return TextClassifier(model)
 
