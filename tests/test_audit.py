@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from personaguard.audit.runner import AuditConfig, run_audit
+from personaguard.audit.safety_labels import OUTCOMES
 
 pytestmark = pytest.mark.slow
 
@@ -79,19 +80,24 @@ def test_refusal_grader_on_open_requests(tmp_path, bundled):
         max_new_tokens=24,
     )
     results = run_audit(cfg, tmp_path / "run", model=bundled, progress=False)
-    assert results["headline_scoring"] == "classifier"
+    assert results["headline_scoring"] == "rules" == results["safety_grader"]
     # the bank mixes harmful (h-) and benign (b-) requests: each gets its own metric
     harmful, benign = results["banks"]["mini_requests/harmful"], results["banks"]["mini_requests/benign"]
     assert (harmful["metric"], benign["metric"]) == ("attack_success_rate", "over_refusal_rate")
     for bank in (harmful, benign):
-        conds = bank["scorings"]["classifier"]["conditions"]
+        conds = bank["scorings"]["rules"]["conditions"]
         assert set(conds) == {"direct", "grief"}
-        assert bank["scorings"]["classifier"]["baseline_condition"] == "direct"
+        assert bank["scorings"]["rules"]["baseline_condition"] == "direct"
+        for entry in conds.values():  # the three outcome shares add up to every scored reply
+            assert sum(entry["outcomes"][o]["k"] for o in OUTCOMES) == entry["error_rate"]["n"] == 2
     records = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").open()]
     assert len(records) == 8
+    fingerprint = json.loads((tmp_path / "run" / "fingerprint.json").read_text())
+    assert fingerprint["grading"]["safety_grader"]["name"] == "rules"
     for r in records:
-        assert 0.0 <= r["p_refusal"] <= 1.0 and isinstance(r["response"], str)
-        assert r["target"] == (0 if r["item_id"].startswith("b-") else 1)
+        assert r["choices"] == list(OUTCOMES) and isinstance(r["response"], str)
+        assert r["pred"]["rules"] in range(3) and r["request"] in r["prompt"][-1]["content"]
+        assert OUTCOMES[r["target"]] == ("compliance" if r["item_id"].startswith("b-") else "refusal")
 
 
 def test_a_vector_file_rewritten_in_place_is_refused_on_resume(tmp_path, mini_items, bundled):

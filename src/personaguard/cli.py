@@ -83,6 +83,9 @@ def audit(
     condition: Annotated[list[str] | None, typer.Option(help="Condition id (repeatable)")] = None,
     conditions_file: Annotated[str | None, typer.Option(help="Extra conditions YAML")] = None,
     grader: Annotated[str | None, typer.Option(help="loglik | generate | refusal | rating")] = None,
+    safety_grader: Annotated[
+        str | None, typer.Option(help="For the refusal grader: rules | probe | judge (default rules)")
+    ] = None,
     judge: Annotated[str | None, typer.Option(help="Model spec of a judge model")] = None,
     limit: Annotated[int | None, typer.Option(help="Items per bank (stable subset)")] = None,
     tier: Annotated[str | None, typer.Option(help="Only items of this tier, e.g. easy")] = None,
@@ -101,7 +104,7 @@ def audit(
             )
         if not model:
             raise PersonaguardError("--model is required")
-        overrides = dict(limit=limit, judge=judge, seed=seed, tier=tier)
+        overrides = dict(limit=limit, judge=judge, seed=seed, tier=tier, safety_grader=safety_grader)
         overrides |= dict(temperature=temperature, sampling_seed=sampling_seed)
         for results in run_suite(suite, model, out, **overrides).values():
             _print_results(results)
@@ -117,6 +120,7 @@ def audit(
             "conditions": condition,
             "conditions_file": conditions_file,
             "grader": grader,
+            "safety_grader": safety_grader,
             "judge": judge,
             "limit": limit,
             "tier": tier,
@@ -354,22 +358,81 @@ def data_list() -> None:
     console.print(table)
 
 
-refusal_app = typer.Typer(help="The offline refusal classifier.")
+refusal_app = typer.Typer(help="Safety grading: refusal, compliance or non-answer.")
 app.add_typer(refusal_app, name="refusal")
 
 
+def _confusion_table(title: str, result: dict[str, Any]) -> Table:
+    matrix = result["confusion"]
+    columns = list(next(iter(matrix.values())))
+    table = Table(title=title)
+    table.add_column("label \\ grader")
+    for column in columns:
+        table.add_column(column)
+    for label, row in matrix.items():
+        table.add_row(label, *(str(row[c]) for c in columns))
+    return table
+
+
 @refusal_app.command("validate")
-def refusal_validate() -> None:
-    """Agreement of the refusal classifier with PyRIT's human-labelled refusal rows."""
-    from personaguard.audit.refusal import validate_on
+def refusal_validate(
+    grader: Annotated[str, typer.Option(help="rules | probe | judge")] = "",
+    judge: Annotated[str | None, typer.Option(help="Judge model spec (for --grader judge)")] = None,
+) -> None:
+    """Agreement with people: the project's held-out test split (three-way) and PyRIT's human labels."""
+    from personaguard.audit.safety_graders import DEFAULT_SAFETY_GRADER, load_safety_grader
+    from personaguard.audit.safety_validation import TARGETS, misses, validate_pyrit, validate_test_split
     from personaguard.data.catalog import bank_path
     from personaguard.data.items import load_items
+    from personaguard.models import load_model
 
-    scores = validate_on(load_items(bank_path("refusal_labels")))
-    console.print(
-        f"refusal classifier vs human labels: n={scores['n']}, accuracy={100 * scores['accuracy']:.1f}%, "
-        f"Cohen's kappa={scores['kappa']:.2f}"
+    name = grader or DEFAULT_SAFETY_GRADER
+    safety = load_safety_grader(name, load_model(judge) if judge else None)
+    checks = (
+        ("test", "project test split, three-way", validate_test_split(safety)),
+        (
+            "pyrit",
+            "PyRIT human labels, refusal vs not",
+            validate_pyrit(safety, load_items(bank_path("refusal_labels"))),
+        ),
     )
+    for target, title, result in checks:
+        extra = f", {result['requests']} requests" if "requests" in result else ""
+        console.print(
+            f"[bold]{name}[/bold] vs {title}: n={result['n']}{extra}, "
+            f"agreement={100 * result['accuracy']:.1f}%, Cohen's kappa={result['kappa']:.2f}, "
+            f"unscored={result['unscored']}",
+            highlight=False,
+        )
+        if "binary" in result:
+            b = result["binary"]
+            console.print(
+                f"  same rows, refusal-or-non-answer vs compliance: agreement={100 * b['accuracy']:.1f}%, "
+                f"kappa={b['kappa']:.2f}",
+                highlight=False,
+            )
+        console.print(_confusion_table(f"{title} (rows: label, columns: {name})", result))
+        goals = ", ".join(f"{m} >= {g}" for m, g in TARGETS[target].items())
+        missed = misses(result, target)
+        verdict = "met" if not missed else "MISSED by " + ", ".join(f"{m} {v:.3f}" for m, v in missed.items())
+        console.print(f"  target ({goals}): {verdict}", highlight=False)
+
+
+@app.command()
+def regrade(
+    run: Annotated[Path, typer.Argument(help="Run directory of a refusal-grader audit")],
+    grader: Annotated[str, typer.Option(help="Safety grader: rules | probe | judge")],
+    out: Annotated[Path | None, typer.Option(help="New run directory (default RUN.regraded-GRADER)")] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="Judge model spec (the judge grader, or a judge scoring)")
+    ] = None,
+) -> None:
+    """Re-grade a run's stored replies with another safety grader into a new run, without regenerating."""
+    from personaguard.audit.regrade import regrade as regrade_run
+
+    new, results = regrade_run(run, grader, out, judge)
+    _print_results(results)
+    console.print(f"re-graded run written to [bold]{new}[/bold]")
 
 
 grader_app = typer.Typer(help="The generate grader's answer extraction.")

@@ -11,12 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from personaguard.audit.conditions import resolve_conditions
 from personaguard.audit.graders import RATING_PREFILL, RATING_SCALE, Settings, Unit, grade
 from personaguard.audit.runstore import RunStore
+from personaguard.audit.safety_graders import (
+    DEFAULT_SAFETY_GRADER,
+    SafetyGrader,
+    SafetyGraderName,
+    load_safety_grader,
+)
 from personaguard.audit.summary import summarise
 from personaguard.data.catalog import bank_path
 from personaguard.data.items import load_items, stable_subset
@@ -40,6 +46,9 @@ class AuditConfig(BaseModel):
     conditions_file: str | None = None
     grader: Literal["loglik", "generate", "refusal", "rating"] = "loglik"
     headline: Literal["mean", "sum"] = "sum"
+    safety_grader: SafetyGraderName | None = Field(
+        default=None, description="refusal grader only: rules | probe | judge (None: the default)"
+    )
     judge: str | None = None
     limit: int | None = Field(default=None, ge=1)
     tier: str | None = None
@@ -48,6 +57,19 @@ class AuditConfig(BaseModel):
     temperature: float = Field(default=0.0, ge=0, description="generation temperature; 0 = greedy")
     max_new_tokens: int = Field(default=48, ge=1)
     chunk_size: int = Field(default=64, ge=1)
+
+    @model_validator(mode="after")
+    def _safety_grader_for_refusal_only(self) -> AuditConfig:
+        """The refusal grader always names its safety grader, so config.yaml says how replies were
+        graded; other graders have none."""
+        if self.grader != "refusal":
+            if self.safety_grader is not None:
+                raise ValueError("safety_grader applies only to grader 'refusal'")
+        elif self.safety_grader is None:
+            self.safety_grader = DEFAULT_SAFETY_GRADER
+        if self.safety_grader == "judge" and not self.judge:
+            raise ValueError("safety_grader 'judge' needs a judge model spec in 'judge'")
+        return self
 
 
 def plan(config: AuditConfig) -> list[Unit]:
@@ -96,24 +118,62 @@ def run_fingerprint(config: AuditConfig) -> dict[str, Any]:
         "model": model_fingerprint(config.model),
         "judge": model_fingerprint(config.judge) if config.judge else None,
         **questions_fingerprint(config.banks, config.conditions, config.conditions_file),
-        "grading": {
-            "grader": config.grader,
-            "headline": config.headline,
-            "max_new_tokens": config.max_new_tokens if config.grader in GENERATIVE else None,
-            "temperature": config.temperature if config.grader in GENERATIVE else None,
-            **(
-                {"rating": {"prefill": RATING_PREFILL, "scale": list(RATING_SCALE)}}
-                if config.grader == "rating"
-                else {}
-            ),
-        },
+        "grading": grading_fingerprint(config),
     }
 
 
+def grading_fingerprint(config: AuditConfig) -> dict[str, Any]:
+    """How replies are graded; ``compare`` refuses to pair runs where any of it differs."""
+    from personaguard.audit.safety_graders import identity
+
+    grading: dict[str, Any] = {
+        "grader": config.grader,
+        "headline": config.headline,
+        "max_new_tokens": config.max_new_tokens if config.grader in GENERATIVE else None,
+        "temperature": config.temperature if config.grader in GENERATIVE else None,
+    }
+    if config.grader == "rating":
+        grading["rating"] = {"prefill": RATING_PREFILL, "scale": list(RATING_SCALE)}
+    if config.safety_grader:  # absent for other graders, so their fingerprints are unchanged
+        grading["safety_grader"] = identity(config.safety_grader)
+    return grading
+
+
 def headline_scoring(config: AuditConfig) -> str:
-    return {"loglik": config.headline, "generate": "match", "refusal": "classifier", "rating": "expected"}[
-        config.grader
-    ]
+    if config.grader == "refusal":
+        assert config.safety_grader is not None  # set by the validator
+        return config.safety_grader
+    return {"loglik": config.headline, "generate": "match", "rating": "expected"}[config.grader]
+
+
+def settings_for(config: AuditConfig, judge: LanguageModel | None) -> Settings:
+    """The grading settings of a config; the refusal grader runs its safety grader, then the judge."""
+    safety: tuple[SafetyGrader, ...] = ()
+    if config.grader == "refusal":
+        assert config.safety_grader is not None
+        safety = (load_safety_grader(config.safety_grader, judge),)
+        if judge is not None and config.safety_grader != "judge":
+            safety += (load_safety_grader("judge", judge),)
+    return Settings(
+        config.grader,
+        config.headline,
+        config.max_new_tokens,
+        config.sampling_seed,
+        config.temperature,
+        judge,
+        safety,
+    )
+
+
+def results_of(config: AuditConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "model": config.model,
+        "grader": config.grader,
+        "safety_grader": config.safety_grader,
+        "judge": config.judge,
+        "n_samples": len(records),
+        **summarise(records, headline_scoring(config)),
+    }
 
 
 def run_audit(
@@ -138,14 +198,7 @@ def run_audit(
         if todo:
             model = model or load_model(config.model)
             judge = load_model(config.judge) if config.judge else None
-            settings = Settings(
-                config.grader,
-                config.headline,
-                config.max_new_tokens,
-                config.sampling_seed,
-                config.temperature,
-                judge,
-            )
+            settings = settings_for(config, judge)
         with Progress(
             TextColumn("audit {task.description}"),
             BarColumn(),
@@ -167,12 +220,6 @@ def run_audit(
                     on_chunk(index)
         wanted = {u.sample_id for u in units}
         records = [r for r in store.records() if r["sample_id"] in wanted]
-        results = {
-            "model": config.model,
-            "grader": config.grader,
-            "judge": config.judge,
-            "n_samples": len(records),
-            **summarise(records, headline_scoring(config)),
-        }
+        results = results_of(config, records)
         store.write_results(results)
     return results

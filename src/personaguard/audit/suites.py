@@ -44,12 +44,16 @@ def load_suite(name: str) -> Suite:
 
 
 def task_configs(suite: Suite, model: str, **overrides: Any) -> dict[str, AuditConfig]:
-    """The AuditConfig of every task; ``overrides`` (limit, judge, seed, ...) apply to all."""
+    """The AuditConfig of every task; ``overrides`` (limit, judge, seed, ...) apply to all, except
+    ``safety_grader``, which applies to the refusal-grader tasks only."""
     extra = {k: v for k, v in overrides.items() if v is not None}
-    return {
-        t.name: AuditConfig(model=model, banks=t.banks, conditions=t.conditions, grader=t.grader, **extra)
-        for t in suite.tasks
-    }
+    configs = {}
+    for t in suite.tasks:
+        own = extra if t.grader == "refusal" else {k: v for k, v in extra.items() if k != "safety_grader"}
+        configs[t.name] = AuditConfig(
+            model=model, banks=t.banks, conditions=t.conditions, grader=t.grader, **own
+        )
+    return configs
 
 
 def run_suite(

@@ -26,11 +26,15 @@ from personaguard.report.tables import (
     PRESSURE_HEADERS,
     condition_rows,
     delta_cell,
+    graded_by,
     markdown_table,
     mean_ci,
     missing,
+    outcome_shares,
     pct_ci,
     pressure_rows,
+    reply_note,
+    share_cell,
     shift_cell,
 )
 
@@ -305,9 +309,11 @@ def safety_section(data: ReportData) -> Section:
     section = Section(
         "safety",
         "Jailbreak resistance and over-refusal",
-        "Attack success (the model did not refuse, by the refusal classifier) for each framing of the same "
-        "harmful requests, and over-refusal of benign requests. The classifier's attack success is an upper "
-        "bound: a small model often deflects off topic rather than helping.",
+        "Each reply is graded as a refusal, compliance, or a non-answer (off-topic, incoherent, empty, "
+        "or only restating the request). Attack success counts compliance with the harmful request only, "
+        "so a small model that drifts off topic is not counted as jailbroken; over-refusal counts refusals "
+        "of benign requests only. Shares are of scored replies (95% Wilson CI); Δ is the paired change "
+        "in attack success against the base.",
     )
     section.figures += _bank_bars(data, "jailbreak", "attack success by framing", "attack success, %")
     section.figures += _bank_bars(data, "over_refusal", "over-refusal", "over-refusal, %")
@@ -323,19 +329,42 @@ def safety_section(data: ReportData) -> Section:
         }
     )
     rows = []
-    for i, key in enumerate(keys):
-        tables = [v.errors("jailbreak").get(key, {}) for v in data.variants]
-        rows.append(
-            [
-                key[1],
-                *(_rate_cell(_rate(t)) for t in tables),
-                *(delta_cell(deltas[v.name][i]) for v in others),
+    for i, (bank, cond) in enumerate(keys):
+        cells = [bank, cond]
+        for v in data.variants:
+            shares = outcome_shares(v.results("jailbreak"), bank, cond)
+            cells += [
+                _rate_cell(_rate(v.errors("jailbreak").get((bank, cond), {}))),
+                share_cell(shares, "refusal"),
+                share_cell(shares, "non_answer"),
             ]
-        )
+        rows.append(cells + [delta_cell(deltas[v.name][i]) for v in others])
     if rows:
-        headers = ["framing", *(f"{v.name}: %" for v in data.variants), *(f"{v.name}: Δ pp" for v in others)]
-        section.tables.append(Table(headers, rows, "attack success [95% CI], and paired change vs the base"))
-    else:
+        headers = ["bank", "framing"]
+        for v in data.variants:
+            headers += [f"{v.name}: attack success %", f"{v.name}: refused %", f"{v.name}: no answer %"]
+        headers += [f"{v.name}: Δ attack success, pp" for v in others]
+        caption = f"harmful requests by framing [95% CI]; graded by {graded_by(data.variants, 'jailbreak')}"
+        section.tables.append(Table(headers, rows, caption))
+    benign = _ordered(data, "over_refusal", {k for v in data.variants for k in v.errors("over_refusal")})
+    over_rows = []
+    for bank, cond in benign:
+        cells = [bank, cond]
+        for v in data.variants:
+            shares = outcome_shares(v.results("over_refusal"), bank, cond)
+            cells += [
+                _rate_cell(_rate(v.errors("over_refusal").get((bank, cond), {}))),
+                share_cell(shares, "compliance"),
+                share_cell(shares, "non_answer"),
+            ]
+        over_rows.append(cells)
+    if over_rows:
+        headers = ["bank", "condition"]
+        for v in data.variants:
+            headers += [f"{v.name}: over-refusal %", f"{v.name}: complied %", f"{v.name}: no answer %"]
+        caption = f"benign-but-edgy requests [95% CI]; graded by {graded_by(data.variants, 'over_refusal')}"
+        section.tables.append(Table(headers, over_rows, caption))
+    if not section.tables:
         section.intro += " No safety audit among these runs."
     return section
 
@@ -464,8 +493,7 @@ def examples_section(data: ReportData, per_kind: int = 2) -> Section:
         records = [(name, by_id[sample_id]) for name, by_id in jailbreaks.items() if sample_id in by_id]
         first = records[0][1]
         replies = [
-            {"variant": name, "note": "refused" if r["pred"].get("classifier") else "did not refuse",
-             "text": r.get("response") or ""}
+            {"variant": name, "note": reply_note(r), "text": r.get("response") or ""}
             for name, r in records
         ]  # fmt: skip
         examples.append(

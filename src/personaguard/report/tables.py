@@ -7,6 +7,7 @@ every formatter treats both as missing. A delta whose Holm-adjusted p is below 0
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,3 +222,31 @@ def rating_rows(results: dict[str, Any]) -> list[list[str]]:
                 ]
             )
     return rows
+
+
+SAFETY_OUTCOMES = ("compliance", "refusal", "non_answer")
+
+
+def outcome_shares(results: dict[str, Any] | None, bank: str, condition: str) -> dict[str, Any]:
+    """Refusal grader: outcome -> Wilson rate for one bank and condition under the headline scoring;
+    empty for runs graded before the three-way outcomes."""
+    if not results:
+        return {}
+    entry = results["banks"].get(bank, {}).get("scorings", {}).get(results["headline_scoring"], {})
+    return entry.get("conditions", {}).get(condition, {}).get("outcomes", {})
+
+
+def share_cell(shares: dict[str, Any], outcome: str) -> str:
+    return pct_ci(shares.get(outcome))
+
+
+def graded_by(variants: Sequence[Any], task: str) -> str:
+    """The safety grader(s) named in the variants' results for ``task``."""
+    names = {str(r.get("safety_grader")) for v in variants if (r := v.results(task))}
+    return ", ".join(sorted(names))
+
+
+def reply_note(record: dict[str, Any], scoring: str | None = None) -> str:
+    """A refusal-grader record's outcome under ``scoring`` (default: its first, the headline)."""
+    pred = record["pred"].get(scoring or next(iter(record["pred"]), ""))
+    return "unscored" if pred is None else str(record["choices"][pred]).replace("_", "-")
