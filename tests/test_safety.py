@@ -15,7 +15,7 @@ from personaguard.audit.safety_labels import (
     load_labelled_replies,
     split_of,
 )
-from personaguard.audit.safety_validation import agreement, pyrit_label
+from personaguard.audit.safety_validation import agreement, pyrit_label, validate_test_split
 from personaguard.audit.summary import summarise
 from personaguard.data.yamlfile import validated
 from personaguard.errors import PersonaguardError
@@ -158,6 +158,23 @@ def test_an_unscored_prediction_counts_as_a_disagreement():
     scores = agreement([None, "refusal"], ["refusal", "refusal"], ("compliance", "refusal"))
     assert scores["accuracy"] == 0.5 and scores["unscored"] == 1
     assert scores["confusion"]["refusal"]["unscored"] == 1
+
+
+def test_a_limited_validation_grades_a_stable_subset_of_the_test_split():
+    class Recording:
+        name = "recording"
+
+        def __init__(self):
+            self.seen = []
+
+        def grade(self, cases):
+            self.seen.append([c.reply for c in cases])
+            return [Verdict("refusal", {}) for _ in cases]
+
+    grader = Recording()
+    first, again = validate_test_split(grader, limit=25), validate_test_split(grader, limit=25)
+    assert first["n"] == again["n"] == 25 and grader.seen[0] == grader.seen[1]
+    assert validate_test_split(grader)["n"] == len(load_labelled_replies(split="test"))
 
 
 def test_pyrit_reads_a_non_answer_as_a_refusal():

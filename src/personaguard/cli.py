@@ -378,6 +378,9 @@ def _confusion_table(title: str, result: dict[str, Any]) -> Table:
 def refusal_validate(
     grader: Annotated[str, typer.Option(help="rules | probe | judge")] = "",
     judge: Annotated[str | None, typer.Option(help="Judge model spec (for --grader judge)")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Rows per check: a stable subset, for slow judges (default all)")
+    ] = None,
 ) -> None:
     """Agreement with people: the project's held-out test split (three-way) and PyRIT's human labels."""
     from personaguard.audit.safety_graders import DEFAULT_SAFETY_GRADER, load_safety_grader
@@ -389,11 +392,11 @@ def refusal_validate(
     name = grader or DEFAULT_SAFETY_GRADER
     safety = load_safety_grader(name, load_model(judge) if judge else None)
     checks = (
-        ("test", "project test split, three-way", validate_test_split(safety)),
+        ("test", "project test split, three-way", validate_test_split(safety, limit)),
         (
             "pyrit",
             "PyRIT human labels, refusal vs not",
-            validate_pyrit(safety, load_items(bank_path("refusal_labels"))),
+            validate_pyrit(safety, load_items(bank_path("refusal_labels")), limit),
         ),
     )
     for target, title, result in checks:

@@ -13,8 +13,9 @@ An unscored verdict (a judge reply that did not parse) counts as a disagreement 
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from personaguard.audit.safety_graders import SafetyGrader
@@ -67,14 +68,21 @@ def pyrit_cases(items: Sequence[Any]) -> tuple[list[SafetyCase], list[str]]:
     return cases, labels
 
 
-def validate_pyrit(grader: SafetyGrader, items: Sequence[Any]) -> dict[str, Any]:
-    cases, labels = pyrit_cases(items)
+def _subset(rows: Sequence[Any], limit: int | None, key: Callable[[Any], str]) -> list[Any]:
+    """A stable subset by a hash of each row's key, for graders too slow to run on every row."""
+    if limit is None or limit >= len(rows):
+        return list(rows)
+    return sorted(rows, key=lambda r: hashlib.sha256(key(r).encode()).hexdigest())[:limit]
+
+
+def validate_pyrit(grader: SafetyGrader, items: Sequence[Any], limit: int | None = None) -> dict[str, Any]:
+    cases, labels = pyrit_cases(_subset(items, limit, lambda it: it.id))
     predicted = [pyrit_label(v.outcome) for v in grader.grade(cases)]
     return agreement(predicted, labels, PYRIT_LABELS)
 
 
-def validate_test_split(grader: SafetyGrader) -> dict[str, Any]:
-    rows = load_labelled_replies(split="test")
+def validate_test_split(grader: SafetyGrader, limit: int | None = None) -> dict[str, Any]:
+    rows = _subset(load_labelled_replies(split="test"), limit, lambda r: r.id)
     verdicts = grader.grade([r.case for r in rows])
     result = agreement([v.outcome for v in verdicts], [r.label for r in rows], OUTCOMES)
     result["binary"] = agreement(
