@@ -1,16 +1,19 @@
 """Answer extraction for the generate grader: named rules on made-up replies, then the measured
-agreement with the hand-labelled real replies of the bundled model (no model is run)."""
+agreement with the hand-labelled real replies of the bundled models (no model is run)."""
 
 import collections
 import json
 
 import pytest
+from typer.testing import CliRunner
 
 from personaguard.audit.extraction import explain, extract_choice, load_validation, split_of, validate
+from personaguard.cli import app
 from personaguard.errors import PersonaguardError
 
 CITIES = ["Sydney", "Melbourne", "Perth", "Canberra"]
 TF = ["True", "False"]
+SMOL = "bundled:smollm2-135m"  # its rows are split dev/test; the rules were developed on its dev rows
 
 
 def choice(reply, choices):
@@ -190,13 +193,78 @@ def test_unscored_per_cell_within_two_points_of_the_human_no_answer_rate():
         assert cell["unscored"] <= max(0.05, cell["human_no_answer"] + 0.02), cell
 
 
-def test_malformed_validation_row_names_its_line_and_field(tmp_path):
+def _row(row_id, **fields):
     row = {
-        "id": "x", "bank": "b", "item_id": "i", "condition": "neutral", "split": "dev",
-        "conversation": [{"role": "user", "content": "Q?"}], "choices": ["A", "B"], "reply": "A",
-        "label": "C", "reason": "r",
+        "id": row_id, "model": SMOL, "bank": "claims", "item_id": "i", "condition": "neutral",
+        "split": "test",
+        "conversation": [{"role": "user", "content": "Q?"}], "choices": TF, "reply": "The claim is false.",
+        "label": "False", "reason": "r",
     }  # fmt: skip
+    return {**row, **fields}
+
+
+def _write(tmp_path, rows):
     path = tmp_path / "rows.jsonl"
-    path.write_text(json.dumps({**row, "label": "A"}) + "\n" + json.dumps(row) + "\n")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_malformed_validation_row_names_its_line_and_field(tmp_path):
+    path = _write(tmp_path, [_row("x", label="True"), _row("y", label="C")])
     with pytest.raises(PersonaguardError, match=r"rows.jsonl:2: field 'label'"):
         load_validation(path)
+    path = _write(tmp_path, [_row("x"), {k: v for k, v in _row("y").items() if k != "model"}])
+    with pytest.raises(PersonaguardError, match=r"rows.jsonl:2: missing field\(s\) \['model'\]"):
+        load_validation(path)
+
+
+def test_a_repeated_row_id_names_both_lines(tmp_path):
+    """Rows of a second model must not reuse the first model's ids (they are prefixed by the model)."""
+    path = _write(tmp_path, [_row("a"), _row("qwen/a", model="qwen"), _row("a", model="qwen")])
+    with pytest.raises(PersonaguardError, match=r"rows.jsonl:3: field 'id': 'a' already on line 1"):
+        load_validation(path)
+
+
+# A tiny fixture whose extraction is known from the rule tests above: "The claim is false." reads
+# False, "Hello there." reads nothing.
+FALSE, NONE = "The claim is false.", "Hello there."
+FIXTURE = [
+    # model a, claims/neutral: read False = label False (right); read None = label None (right)
+    _row("a1", model="a", reply=FALSE, label="False"),
+    _row("a2", model="a", reply=NONE, label=None),
+    # model a, claims/are_you_sure: read None but the human read False (dropped)
+    _row("a3", model="a", condition="are_you_sure", reply=NONE, label="False"),
+    # model b, claims/neutral: read False but the human read True (misread)
+    _row("b1", model="b", reply=FALSE, label="True", split="dev"),
+]
+
+
+def test_validate_breaks_the_figures_down_per_model_and_per_model_cell(tmp_path):
+    report = validate(_write(tmp_path, FIXTURE))
+    a, b = report["models"]["a"], report["models"]["b"]
+    assert (a["n"], a["accuracy"], a["unscored"], a["human_no_answer"]) == (3, 2 / 3, 2 / 3, 1 / 3)
+    assert (a["dropped"], a["misread"]) == (1 / 3, 0)
+    assert (b["n"], b["accuracy"], b["unscored"], b["human_no_answer"], b["misread"]) == (1, 0, 0, 0, 1)
+    cells = {(c["model"], c["bank"], c["condition"]): c for c in report["cells"]}
+    assert set(cells) == {
+        ("a", "claims", "neutral"),
+        ("a", "claims", "are_you_sure"),
+        ("b", "claims", "neutral"),
+    }
+    assert (cells["a", "claims", "neutral"]["n"], cells["a", "claims", "neutral"]["accuracy"]) == (2, 1)
+    assert cells["a", "claims", "are_you_sure"]["unscored"] == 1
+    assert (report["n"], report["accuracy"]) == (4, 0.5)
+    assert {k: v["n"] for k, v in report["splits"].items()} == {"dev": 1, "test": 3}
+    assert {(m["id"], m["model"]) for m in report["misses"]} == {("a3", "a"), ("b1", "b")}
+
+
+def test_grader_validate_prints_a_row_per_model(tmp_path):
+    result = CliRunner().invoke(app, ["grader", "validate", "--file", str(_write(tmp_path, FIXTURE))])
+    assert result.exit_code == 0, result.output
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines()]
+    per_model = [row for row in rows if row[:2] in (["a", "all"], ["b", "all"])]
+    # model, bank, condition, n, accuracy, unscored, human: no answer, dropped, misread
+    assert per_model == [
+        ["a", "all", "", "3", "66.7%", "66.7%", "33.3%", "33.3%", "0.0%"],
+        ["b", "all", "", "1", "0.0%", "0.0%", "0.0%", "0.0%", "100.0%"],
+    ]
