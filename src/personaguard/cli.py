@@ -456,17 +456,25 @@ def grader_validate(
     file: Annotated[Path | None, typer.Option(help="Labelled replies (JSONL); default: the bundled")] = None,
     misses: Annotated[bool, typer.Option(help="Also list each reply read unlike its label")] = False,
 ) -> None:
-    """Answer extraction against hand-labelled real replies, per (bank, condition) cell."""
+    """Answer extraction against hand-labelled real replies, per model and per (model, bank, condition)."""
     from personaguard.audit.extraction import validate
 
     report = validate(file)
     table = Table(title="generate grader: answer extraction vs hand labels")
-    for header in ("bank", "condition", "n", *EXTRACTION_COLUMNS.values()):
+    for header in ("model", "bank", "condition", "n", *EXTRACTION_COLUMNS.values()):
         table.add_column(header)
-    splits = [{"bank": "split", "condition": name, **v} for name, v in report["splits"].items()]
-    for row in [*report["cells"], *splits, {"bank": "all", "condition": "", **report}]:
+    models = [{"model": name, "bank": "all", "condition": "", **v} for name, v in report["models"].items()]
+    splits = [
+        {"model": "all", "bank": "split", "condition": name, **v} for name, v in report["splits"].items()
+    ]
+    for row in [
+        *report["cells"],
+        *models,
+        *splits,
+        {"model": "all", "bank": "all", "condition": "", **report},
+    ]:
         cells = [f"{100 * row[key]:.1f}%" for key in EXTRACTION_COLUMNS]
-        table.add_row(row["bank"], row["condition"], str(row["n"]), *cells)
+        table.add_row(row["model"], row["bank"], row["condition"], str(row["n"]), *cells)
     console.print(table)
     console.print(
         "dropped: the reply commits to a choice that extraction leaves unscored; misread: extraction reads a "

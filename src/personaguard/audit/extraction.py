@@ -373,8 +373,12 @@ def extract_choice(reply: str, choices: Sequence[str]) -> int | None:
 # --- validation against hand-labelled replies -------------------------------------------------
 
 ROW_FIELDS = (
-    "id", "bank", "item_id", "condition", "split", "conversation", "choices", "reply", "label", "reason"
+    "id", "model", "bank", "item_id", "condition", "split", "conversation", "choices", "reply", "label",
+    "reason",
 )  # fmt: skip
+
+
+SPLITS = ("dev", "test")
 
 
 def validation_path() -> Path:
@@ -382,9 +386,10 @@ def validation_path() -> Path:
 
 
 def load_validation(path: Path | None = None) -> list[dict[str, Any]]:
-    """The labelled rows; a malformed row raises with its file:line and field."""
+    """The labelled rows; a malformed row or a repeated id raises with its file:line and field."""
     path = path or validation_path()
     rows = []
+    first_line: dict[str, int] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -395,8 +400,12 @@ def load_validation(path: Path | None = None) -> list[dict[str, Any]]:
         if row["label"] is not None and row["label"] not in row["choices"]:
             choices = row["choices"]
             raise PersonaguardError(f"{path}:{lineno}: field 'label': expected null or one of {choices}")
-        if row["split"] not in ("dev", "test"):
+        if row["split"] not in SPLITS:
             raise PersonaguardError(f"{path}:{lineno}: field 'split': expected 'dev' or 'test'")
+        if row["id"] in first_line:
+            earlier = first_line[row["id"]]
+            raise PersonaguardError(f"{path}:{lineno}: field 'id': {row['id']!r} already on line {earlier}")
+        first_line[row["id"]] = lineno
         rows.append(row)
     if not rows:
         raise PersonaguardError(f"{path}: no labelled rows")
@@ -421,7 +430,8 @@ def _score(rows: list[dict[str, Any]], predicted: list[int | None]) -> dict[str,
 
 def validate(path: Path | None = None) -> dict[str, Any]:
     """The extractor against the hand labels: overall, per split (rules were developed on "dev"
-    only, "test" is held out) and per (bank, condition) cell, plus every disagreement."""
+    only, "test" is held out), per model that replied and per (model, bank, condition) cell, plus
+    every disagreement. Models are kept apart because how often a model answers at all differs."""
     rows = load_validation(path)
     found = [explain(r["reply"], r["choices"]) for r in rows]
     predicted = [e.choice for e in found]
@@ -430,17 +440,24 @@ def validate(path: Path | None = None) -> dict[str, Any]:
         picked = [k for k, r in enumerate(rows) if keep(r)]
         return _score([rows[k] for k in picked], [predicted[k] for k in picked])
 
-    cells = sorted({(r["bank"], r["condition"]) for r in rows})
+    def cell_of(row: dict[str, Any]) -> tuple[str, str, str]:
+        return row["model"], row["bank"], row["condition"]
+
+    models = sorted({r["model"] for r in rows})
     return {
         **subset(lambda r: True),
-        "splits": {s: subset(lambda r, s=s: r["split"] == s) for s in ("dev", "test")},
+        "splits": {
+            s: subset(lambda r, s=s: r["split"] == s) for s in SPLITS if s in {r["split"] for r in rows}
+        },
+        "models": {m: subset(lambda r, m=m: r["model"] == m) for m in models},
         "cells": [
-            {"bank": b, "condition": c, **subset(lambda r, b=b, c=c: (r["bank"], r["condition"]) == (b, c))}
-            for b, c in cells
+            {"model": m, "bank": b, "condition": c, **subset(lambda r, key=(m, b, c): cell_of(r) == key)}
+            for m, b, c in sorted({cell_of(r) for r in rows})
         ],
         "misses": [
             {
                 "id": r["id"],
+                "model": r["model"],
                 "predicted": None if e.choice is None else r["choices"][e.choice],
                 "label": r["label"],
                 "rule": e.rule,
