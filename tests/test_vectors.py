@@ -310,16 +310,16 @@ def straightforward_response_mean(hf, chat, layer):
 
 
 @pytest.mark.slow
-def test_mean_difference_vector_matches_an_independent_computation(bundled_fp32):
+def test_mean_difference_vector_matches_an_independent_computation(bundled):
     # transformers' last hidden_states entry is taken after the final norm; ours is the raw
     # output of the last block, so the straightforward comparison stops one layer short of it.
-    layers = [0, 10, bundled_fp32.n_layers - 1]
-    pos = bundled_fp32.activations(POS, layers, span="response_avg")
-    neg = bundled_fp32.activations(NEG, layers, span="response_avg")
+    layers = [0, 10, bundled.n_layers - 1]
+    pos = bundled.activations(POS, layers, span="response_avg")
+    neg = bundled.activations(NEG, layers, span="response_avg")
     ours = direction(pos, neg, "mean_diff")
     for k, layer in enumerate(layers):
-        p = torch.stack([straightforward_response_mean(bundled_fp32, c, layer) for c in POS]).mean(0)
-        n = torch.stack([straightforward_response_mean(bundled_fp32, c, layer) for c in NEG]).mean(0)
+        p = torch.stack([straightforward_response_mean(bundled, c, layer) for c in POS]).mean(0)
+        n = torch.stack([straightforward_response_mean(bundled, c, layer) for c in NEG]).mean(0)
         torch.testing.assert_close(ours[k], p - n, rtol=1e-4, atol=1e-4)
 
 
@@ -395,21 +395,21 @@ def test_training_logs_live_projections_under_preventative_steering(tmp_path):
 
 
 @pytest.mark.slow
-def test_cap_threshold_is_set_and_applied_at_every_token(bundled_fp32):
+def test_cap_threshold_is_set_and_applied_at_every_token(bundled):
     """The cap edits every position, so its threshold is the percentile over every prompt token:
     read at the capped layer, no token stays above it, each becomes min(own, threshold), and the
     share capped on the probe prompts is 100 - percentile %."""
     from personaguard.vectors.steer import cap_threshold, capping
 
-    pv = random_vectors(layers=bundled_fp32.n_layers, hidden=576, seed=1)
+    pv = random_vectors(layers=bundled.n_layers, hidden=576, seed=1)
     layer, percentile = 12, 75
     prompts = [[{"role": "user", "content": q}] for q in load_trait("warmth").evaluation_questions[:8]]
     unit = pv.unit(layer)
-    before = torch.cat([a @ unit for a in bundled_fp32.token_activations(prompts, layer)])
-    threshold = cap_threshold(bundled_fp32, pv, layer, prompts, percentile)
+    before = torch.cat([a @ unit for a in bundled.token_activations(prompts, layer)])
+    threshold = cap_threshold(bundled, pv, layer, prompts, percentile)
     assert threshold == pytest.approx(float(np.percentile(before.numpy(), percentile)), rel=1e-6)
-    with capping(bundled_fp32, pv, layer, threshold):
-        after = torch.cat([a @ unit for a in bundled_fp32.token_activations(prompts, layer)])
+    with capping(bundled, pv, layer, threshold):
+        after = torch.cat([a @ unit for a in bundled.token_activations(prompts, layer)])
     tolerance = 1e-4 * float(before.abs().max())  # fp32 rounding
     assert int((after > threshold + tolerance).sum()) == 0
     torch.testing.assert_close(after, before.clamp(max=threshold), atol=tolerance, rtol=0)
@@ -420,23 +420,23 @@ def test_cap_threshold_is_set_and_applied_at_every_token(bundled_fp32):
 
 
 @pytest.mark.slow
-def test_token_activations_cover_each_prompt_token_and_no_padding(bundled_fp32):
+def test_token_activations_cover_each_prompt_token_and_no_padding(bundled):
     chats = [[{"role": "user", "content": q}] for q in ("Hi.", "Tell me about the history of Rome, briefly.")]
-    tokens = bundled_fp32.token_activations(chats, 7)
-    last = bundled_fp32.activations(chats, [7], span="prompt_last")[:, 0]
-    avg = bundled_fp32.activations(chats, [7], span="prompt_avg")[:, 0]
+    tokens = bundled.token_activations(chats, 7)
+    last = bundled.activations(chats, [7], span="prompt_last")[:, 0]
+    avg = bundled.activations(chats, [7], span="prompt_avg")[:, 0]
     for chat, acts, a_last, a_avg in zip(chats, tokens, last, avg):
-        assert acts.shape == (len(bundled_fp32.encode(bundled_fp32.render(chat))), 576)
+        assert acts.shape == (len(bundled.encode(bundled.render(chat))), 576)
         torch.testing.assert_close(acts[-1], a_last)
         torch.testing.assert_close(acts.mean(0), a_avg)
 
 
 @pytest.mark.slow
-def test_last_layer_is_the_raw_output_of_the_last_block(bundled_fp32):
+def test_last_layer_is_the_raw_output_of_the_last_block(bundled):
     """Pins LAYER_CONVENTION at its edge: layer L < n_layers is transformers' hidden_states[L],
     but hidden_states[n_layers] has the final norm applied and our layer n_layers does not; hooks
     at layer n_layers edit exactly what activations read there."""
-    m = bundled_fp32
+    m = bundled
     chat = [{"role": "user", "content": "What is the capital of France?"}]
     with torch.no_grad():
         out = m.model(input_ids=torch.tensor([m.encode(m.render(chat))]), output_hidden_states=True)
