@@ -107,6 +107,21 @@ def test_design_effect_floor_with_too_few_informative_clusters():
     assert d.deff == 3.0  # worst case: every sample of an item moves together
 
 
+@pytest.mark.parametrize("informative", [2, 3, 4])
+def test_few_informative_clusters_never_give_an_interval_the_exact_test_contradicts(informative):
+    """Found by relabelled nulls on the quick demo: 6 requests x 6 framings, the discordant samples
+    in 3 requests (+2 each). The sandwich saw no clustering (deff 1.03) and its interval excluded 0
+    in a quarter of the nulls, while the exact sign-flip test (p = 1/8) could never reject."""
+    clusters = np.repeat(np.arange(6), 6)
+    a = np.zeros(36)
+    b = np.zeros(36)
+    for item in range(informative):
+        b[item * 6 : item * 6 + 2] = 1  # two framings of the item flip, all the same way
+    d = stats.paired_delta(a, b, clusters)
+    assert d.p > 0.05  # the exact test cannot reject with so few clusters
+    assert d.lo <= 0 <= d.hi
+
+
 def test_holm_by_hand():
     # sorted p: 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04 -> monotone 0.06)
     assert stats.holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])

@@ -69,7 +69,7 @@ def _cluster_ids(n: int, clusters: Clusters) -> np.ndarray:
     return np.array([index.setdefault(c, len(index)) for c in clusters], dtype=int)
 
 
-MIN_INFORMATIVE = 2  # clusters that vary, below which a design effect cannot be estimated
+MIN_INFORMATIVE = 5  # below this neither the exact sign-flip test nor a sandwich variance works
 DEFF_MIN = 0.5  # the estimate's noise must not claim much more than independent samples give
 
 
@@ -79,9 +79,10 @@ def design_effect(values: np.ndarray, ids: np.ndarray, iid_variance: float, info
     It is kept within [0.5, largest cluster]: no clustering can cost more than treating each cluster
     as one sample, and the estimate's noise should not buy much more than independent samples give.
     ``informative`` counts the clusters that carry the signal (hold a discordant pair, or the rarer
-    outcome). With fewer than MIN_INFORMATIVE of them the variance cannot be estimated, so the worst
-    case is assumed: every sample of a cluster moves together (deff = mean cluster size). The bounds
-    were chosen by the coverage simulations in ``audit/calibration.py`` (docs/AUDIT.md, Calibration).
+    outcome). With fewer than MIN_INFORMATIVE of them the variance cannot be estimated (a sandwich
+    over 3 such clusters saw no clustering where there was plenty), so the worst case is assumed:
+    every sample of a cluster moves together (deff = mean cluster size). The bounds were chosen by
+    the coverage simulations and relabelled real nulls of ``personaguard calibrate`` (docs/AUDIT.md).
     """
     n = len(values)
     sizes = np.bincount(ids)
