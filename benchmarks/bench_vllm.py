@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx
 
-from personaguard.audit.graders import ANSWER_PREFILL
+from personaguard.audit.graders import loglik_requests
 from personaguard.audit.runner import AuditConfig, plan
 from personaguard.models import Chat, ChoiceScore, load_model
 from personaguard.models.bundled import materialise
@@ -44,8 +44,7 @@ def workload(items: int) -> tuple[list[Chat], list[list[str]]]:
             conditions=["neutral", "incorrect_belief"],
         )
     )
-    prompts = [[*u.prompt, {"role": "assistant", "content": ANSWER_PREFILL}] for u in units]
-    return prompts, [[" " + c for c in u.item.choices] for u in units]
+    return loglik_requests([u.prompt for u in units], [u.item for u in units])
 
 
 SERVER_COUNTERS = (

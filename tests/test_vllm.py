@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from personaguard.audit.graders import ANSWER_PREFILL
+from personaguard.audit.graders import loglik_requests
 from personaguard.audit.runner import AuditConfig, plan, run_audit
 from personaguard.errors import PersonaguardError
 from personaguard.models import load_model
@@ -53,8 +53,7 @@ def scoring_workload(items: int):
             conditions=["neutral", "incorrect_belief"],
         )
     )
-    prompts = [[*u.prompt, {"role": "assistant", "content": ANSWER_PREFILL}] for u in units]
-    return prompts, [[" " + c for c in u.item.choices] for u in units]
+    return loglik_requests([u.prompt for u in units], [u.item for u in units])
 
 
 def test_choice_logprobs_agree_with_the_hf_engine(vllm, bundled):

@@ -92,9 +92,15 @@ def mentioned_choices(text: str, choices: Sequence[str]) -> list[int]:
     return sorted({m.choice for m in find_mentions(normalise(text), choices)})
 
 
-def _answer_loglik(model: LanguageModel, chats: list[Chat], items: list[Item], headline: str) -> list[Answer]:
+def loglik_requests(chats: Sequence[Chat], items: Sequence[Item]) -> tuple[list[Chat], list[list[str]]]:
+    """What the loglik grader asks a model to score: each chat with the answer prefill, and each
+    item's choices as continuations of it (benchmarks and engine tests send exactly this)."""
     prompts = [[*chat, {"role": "assistant", "content": ANSWER_PREFILL}] for chat in chats]
-    scores = model.score_choices(prompts, [[" " + c for c in it.choices] for it in items])
+    return prompts, [[" " + c for c in it.choices] for it in items]
+
+
+def _answer_loglik(model: LanguageModel, chats: list[Chat], items: list[Item], headline: str) -> list[Answer]:
+    scores = model.score_choices(*loglik_requests(chats, items))
     answers = []
     for item, row in zip(items, scores, strict=True):
         pred = {
