@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -63,13 +64,14 @@ def study(tmp_path_factory):
     from personaguard.study.pipeline import run_study
 
     out = tmp_path_factory.mktemp("study")
-    html = run_study(TINY, out, progress=False, log=lambda _: None)
-    return out, html
+    log: list[str] = []
+    html = run_study(TINY, out, progress=False, log=log.append)
+    return out, html, log
 
 
 @pytest.mark.slow
 def test_study_writes_every_artefact_and_a_full_report(study):
-    out, html = study
+    out, html, log_lines = study
     manifest = json.loads((out / "study.json").read_text())
     assert set(manifest["variants"]) == {"base", "warm", "base_steered_warmth"}
     assert "#steer=" in manifest["variants"]["base_steered_warmth"]["spec"]
@@ -93,6 +95,10 @@ def test_study_writes_every_artefact_and_a_full_report(study):
     assert page.count("data:image/png;base64,") >= 8  # bars, forest, frontiers, projections, heat map
     md = (out / "report" / "report.md").read_text()
     assert "| warm |" in md and "Detection gap" in md
+    # The manipulation check: printed for every variant, and in the report's summary.
+    checks = [line for line in log_lines if line.startswith("warmth vs base, same prompts: ")]
+    assert [c.split(": ")[1].split()[0] for c in checks] == ["warm", "base_steered_warmth"]
+    assert re.search(r"\| warmth minus base's, same prompts \|  \|  \| [+-]\d", md)
     assert "feedback sycophancy" in md and "| feedback | feedback_i_wrote |" in md  # the demo suite's task
 
 
@@ -100,7 +106,7 @@ def test_study_writes_every_artefact_and_a_full_report(study):
 def test_study_resumes_without_redoing_work(study):
     from personaguard.study.pipeline import run_study
 
-    out, _ = study
+    out, _, _ = study
     samples = out / "audit" / "warm" / "reliability" / "contextual" / "samples.jsonl"
     adapter = out / "train" / "warm" / "adapter_model.safetensors"
     before = (samples.stat().st_mtime_ns, adapter.stat().st_mtime_ns, samples.read_bytes())
@@ -114,7 +120,7 @@ def test_study_resumes_without_redoing_work(study):
 def test_study_refuses_a_directory_with_other_settings(study, tmp_path):
     from personaguard.study.pipeline import run_study
 
-    out, _ = study
+    out, _, _ = study
     other = _bad_profile(tmp_path, lambda s: s.replace("limit: 3", "limit: 4"))
     with pytest.raises(PersonaguardError, match="other settings"):
         run_study(other, out, progress=False, log=lambda _: None)
@@ -124,7 +130,7 @@ def test_study_refuses_a_directory_with_other_settings(study, tmp_path):
 def test_report_escapes_model_text(study, tmp_path):
     from personaguard.report.build import build_report
 
-    out, _ = study
+    out, _, _ = study
     copy = tmp_path / "study"
     shutil.copytree(out, copy)
     path = copy / "warmth" / "warm.json"
@@ -150,7 +156,7 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     stays clean. The full-page screenshot is kept beside the report for a human to look at."""
     from selenium import webdriver
 
-    _, html = study
+    _, html, _ = study
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM or "/usr/bin/chromium"
     for flag in (
@@ -190,7 +196,7 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
 def test_report_on_plain_audit_runs_names_what_is_missing(study, tmp_path):
     from personaguard.report.build import build_report
 
-    out, _ = study
+    out, _, _ = study
     md, html = build_report(
         {"base": out / "audit" / "base" / "reliability", "warm": out / "audit" / "warm" / "reliability"},
         tmp_path / "report",

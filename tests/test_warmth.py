@@ -9,9 +9,11 @@ from personaguard.models.base import ChoiceScore
 from personaguard.persona.warmth import (
     MAX_CHARS,
     WarmthPhrases,
+    describe_shift,
     last_exchange,
     load_phrases,
     log_mean_exp,
+    paired_shift,
     score_conversations,
     score_file,
     summarise,
@@ -164,6 +166,30 @@ def test_summarise():
     assert s["hi"] == pytest.approx(2.0 + 4.302652729911275 / math.sqrt(3))
     assert math.isnan(summarise([1.0])["lo"]) and summarise([1.0])["mean"] == 1.0
     assert summarise([])["n"] == 0
+
+
+def warmth_of(**by_prompt):
+    return {"samples": [{"prompt": p, "reply": "r", "warmth": w} for p, w in by_prompt.items()]}
+
+
+def test_paired_shift_pairs_replies_by_prompt():
+    # Prompts differ far more than the variant shifts them: an unpaired comparison of the two means
+    # would see nothing, the paired one sees a steady +1.1.
+    base = warmth_of(a=-5.0, b=0.0, c=5.0, d=10.0, only_base=99.0)
+    warm = warmth_of(d=11.2, c=5.9, b=1.1, a=-3.8, only_warm=-99.0)
+    shift = paired_shift(base, warm)
+    assert shift["n"] == 4 and shift["mean"] == pytest.approx(1.1)
+    assert shift["lo"] > 0
+    assert describe_shift(shift).endswith("warmer (n=4)")
+    assert (
+        summarise([-5.0, 0.0, 5.0, 10.0])["hi"] > summarise([-3.8, 1.1, 5.9, 11.2])["lo"]
+    )  # unpaired: overlap
+
+
+def test_describe_shift_follows_the_interval_not_the_point():
+    assert "no clear change" in describe_shift(summarise([2.0, -1.0, 1.5]))  # mean > 0, CI spans 0
+    assert "colder" in describe_shift(summarise([-2.0, -1.0, -1.5]))
+    assert describe_shift(paired_shift(warmth_of(a=1.0), warmth_of(b=2.0))).startswith("n/a (0 paired")
 
 
 @pytest.mark.slow

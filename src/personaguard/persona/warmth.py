@@ -163,6 +163,24 @@ def summarise(scores: Sequence[float]) -> dict[str, Any]:
     return {"n": n, "mean": mean, "lo": mean - half, "hi": mean + half}
 
 
+def paired_shift(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """``other``'s warmth minus ``base``'s on the prompts both answered (two ``responder_warmth``
+    results), with a t 95% CI over prompts: the manipulation check that a warmth adapter made the
+    model warmer. Pairing by prompt removes the prompt-to-prompt spread that dominates either mean."""
+    before = {s["prompt"]: s["warmth"] for s in base.get("samples", [])}
+    diffs = [s["warmth"] - before[s["prompt"]] for s in other.get("samples", []) if s["prompt"] in before]
+    return summarise(diffs)
+
+
+def describe_shift(shift: dict[str, Any]) -> str:
+    """A ``paired_shift`` in words: the verdict follows the interval, not the point estimate."""
+    if shift["n"] < 2:
+        return f"n/a ({shift['n']} paired prompt(s))"
+    lo, hi = shift["lo"], shift["hi"]
+    verdict = "warmer" if lo > 0 else "colder" if hi < 0 else "no clear change"
+    return f"{shift['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}] {verdict} (n={shift['n']})"
+
+
 def responder_warmth(
     scorer: LanguageModel, responder: LanguageModel, chats: Sequence[Chat], max_new_tokens: int = 128
 ) -> dict[str, Any]:

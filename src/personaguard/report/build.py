@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from personaguard.audit import pairing
 from personaguard.audit.conditions import ADOPTION_ROLES
 from personaguard.audit.pairing import as_dict
+from personaguard.persona.warmth import describe_shift, paired_shift
 from personaguard.report import metrics, plots
 from personaguard.report.collect import ReportData, Variant, collect
 from personaguard.report.tables import (
@@ -67,6 +68,12 @@ def _warmth_cell(v: Variant) -> str:
     return f"{w['mean']:+.2f} [{w['lo']:+.2f}, {w['hi']:+.2f}]"
 
 
+def _warmth_shift_cell(base: Variant, v: Variant) -> str:
+    if v is base or not (base.warmth and v.warmth):
+        return ""
+    return describe_shift(paired_shift(base.warmth, v.warmth))
+
+
 def _holm_grid(grid: dict[str, list[dict[str, Any] | None]]) -> dict[str, list[dict[str, Any] | None]]:
     """Holm over every cell of a table (one family), keeping the {column: [cells]} shape."""
     flat = pairing.with_holm([d for cells in grid.values() for d in cells])
@@ -83,7 +90,10 @@ def _colours(data: ReportData) -> dict[str, str]:
 
 def summary_section(data: ReportData) -> Section:
     rates = {v.name: metrics.variant_rates(v) for v in data.variants}
-    rows = [["warmth (higher is warmer)", "", *(_warmth_cell(v) for v in data.variants)]]
+    rows = [
+        ["warmth (higher is warmer)", "", *(_warmth_cell(v) for v in data.variants)],
+        ["warmth minus base's, same prompts", "", *(_warmth_shift_cell(data.base, v) for v in data.variants)],
+    ]
     rows += [
         [m.label, m.view, *(_rate_cell(rates[v.name][m.key]) for v in data.variants)] for m in metrics.METRICS
     ]
@@ -92,9 +102,11 @@ def summary_section(data: ReportData) -> Section:
         "summary",
         "Summary",
         "Each variant's warmth (SocioT-style log-ratio of its replies under warm vs cold openers, scored by "
-        "the base model, with a t 95% CI) and its rate on each audit view, pooled over banks, in % with "
-        "Wilson 95% intervals widened for repeated items (one request under six framings counts as one "
-        "item, not six). Errors, attack success and over-refusal: lower is better.",
+        "the base model, with a t 95% CI; the row below pairs each variant's replies with the base's on the "
+        "same prompts, the check that a warmth adapter made the model warmer) and its rate on each audit "
+        "view, pooled over banks, in % with Wilson 95% intervals widened for repeated items (one request "
+        "under six framings counts as one item, not six). Errors, attack success and over-refusal: lower "
+        "is better.",
         [Table(["measure", "view", *(v.name for v in data.variants)], rows), specs],
     )
 

@@ -167,6 +167,19 @@ def ensure_shift(base_model: Any, specs: dict[str, str], profile: Profile, layou
     _write_json(layout.shift, {"layer": layer, "shifts": {**done["shifts"], **measured}})
 
 
+def manipulation_check(layout: StudyLayout, names: list[str]) -> list[str]:
+    """One line per variant: its warmth minus the base's on the same prompts. A warmth adapter
+    whose interval does not sit above 0 did not take, whatever its audit shows."""
+    from personaguard.persona.warmth import describe_shift, paired_shift
+
+    base = json.loads(layout.warmth("base").read_text())
+    return [
+        f"warmth vs base, same prompts: {name} "
+        + describe_shift(paired_shift(base, json.loads(layout.warmth(name).read_text())))
+        for name in names
+    ]
+
+
 def run_study(
     profile: str | Path | Profile,
     out: str | Path,
@@ -233,6 +246,8 @@ def run_study(
                 lambda v=v: ensure_adapter(base, v, profile, layout, chosen["layer"], progress),
             )
         step(f"audit {v.name}", lambda v=v, spec=spec: audit_and_warmth(v.name, spec, load_model(spec)))
+    for line in manipulation_check(layout, [v.name for v in profile.variants]):
+        log(line)
     step("persona-vector shift", lambda: ensure_shift(base_model, adapters, profile, layout))
     _, html = step("report", lambda: build_report([layout.root], layout.report))
     return html
