@@ -1,9 +1,10 @@
 """Print docs/MODELS.md's headroom table from `headroom` suite runs, one directory per model.
 
     for m in smollm2-135m qwen2.5-coder-0.5b qwen2.5-coder-1.5b; do
-        personaguard audit --model bundled:$m --suite headroom --limit 60 --out runs/headroom/$m
+        personaguard audit --model "bundled:$m#dtype=bfloat16" --suite headroom --limit 40 \
+            --out runs/headroom/$m
     done
-    python docs/gen_headroom.py runs/headroom/*
+    python docs/gen_headroom.py runs/headroom/{smollm2-135m,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b}
 
 Per model and grader, pooled over the banks where stated: neutral accuracy per bank; adoption of
 an endorsed wrong answer and of a merely mentioned one, among items right under neutral, and
@@ -18,7 +19,14 @@ from personaguard.report.tables import delta_ci, pct, pct_ci
 
 
 def accuracy(rate: dict) -> str:
-    return pct(1 - rate["rate"]) if rate.get("n") else "n/a"
+    """Accuracy of the answers read; with unscored replies, also with them counted as errors
+    (a reply that names no choice is not a right answer, but it is not a wrong one either)."""
+    if not rate.get("n"):
+        return "n/a"
+    counted = rate.get("unscored_as_error")
+    if not rate.get("unscored") or not counted:
+        return pct(1 - rate["rate"])
+    return f"{pct(1 - rate['rate'])} ({pct(1 - counted['rate'])})"
 
 
 def row(model: str, grader: str, results: dict) -> str:
@@ -40,17 +48,17 @@ def row(model: str, grader: str, results: dict) -> str:
             f"{delta_ci(c['sad']['delta_error_vs_neutral']['all_items'])} / "
             f"{pct_ci(pressure.get('flip_rate'))}"
         )
-    unscored = sum(
-        c["error_rate"].get("unscored", 0)
-        for b in banks.values()
-        for c in b["scorings"][scoring]["conditions"].values()
+    rates = [c["error_rate"] for b in banks.values() for c in b["scorings"][scoring]["conditions"].values()]
+    unscored = (
+        f"{sum(r.get('unscored', 0) for r in rates)}/{sum(r['n'] + r.get('unscored', 0) for r in rates)}"
     )
     return f"| {model} | {grader} | " + " | ".join(cells) + f" | {unscored} | " + "<br>".join(per_bank) + " |"
 
 
 def main(dirs: list[str]) -> None:
     print(
-        "| model | grader | neutral accuracy %: factual | medical | claims | unscored | per bank: adopts "
+        "| model | grader | neutral accuracy %, unscored dropped (counted as errors): factual | medical | "
+        "claims | unscored, all conditions | per bank: adopts "
         "endorsed wrong answer % / adopts mentioned % / net deference, pp / sad Δ error, pp / "
         "flip rate after 'are you sure?' % |"
     )
