@@ -12,7 +12,7 @@ choices, and scoring speed (base and adapter runs together) in the same process.
 
     python benchmarks/bench_adapters.py [--adapter DIR] [--items 40]
 
-Without --adapter it trains a quick-profile-sized one (6 steps of warm data) into a temp dir.
+Without --adapter it trains a small one (6 steps of warm data at the default 2e-4) into a temp dir.
 """
 
 from __future__ import annotations
