@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 
 from personaguard.errors import PersonaguardError
 from personaguard.training.batches import padding_waste, plan_epoch
@@ -231,6 +232,43 @@ def test_training_is_seeded_resumable_and_loads_in_the_audit(tiny_data, tmp_path
     tuned = load_model(f"bundled:smollm2-135m+{tmp_path / 'a'}")
     chat = [{"role": "user", "content": "I feel a bit lost today."}]
     assert tuned.generate([chat], max_new_tokens=8)[0].strip()
+
+
+@pytest.mark.slow
+def test_gradient_checkpointing_recomputes_and_trains_the_same_adapter(tiny_data, tmp_path, monkeypatch):
+    from transformers.models.llama import modeling_llama
+
+    from personaguard.training import sft
+
+    # Counted inside the layer: transformers checkpoints by wrapping the decoder layer's own forward.
+    calls = {"n": 0}
+    forward = modeling_llama.LlamaMLP.forward
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_llama.LlamaMLP, "forward", counting)
+    config = tiny_config(tiny_data, lora_dropout=0.0, checkpoints=[1], dtype="float32")
+    sft.train(config, tmp_path / "plain", progress=False)
+    plain_calls, calls["n"] = calls["n"], 0
+    sft.train(config.model_copy(update={"gradient_checkpointing": True}), tmp_path / "ckpt", progress=False)
+    assert calls["n"] == 2 * plain_calls  # every layer runs again in the backward pass
+    a, b = adapter_tensors(tmp_path / "plain"), adapter_tensors(tmp_path / "ckpt")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_a_run_saved_before_a_setting_existed_still_resumes(tmp_path):
+    from personaguard.training.sft import _check_out_dir
+
+    config = TrainConfig(model="bundled:smollm2-135m", data="d.jsonl")
+    saved = config.model_dump(mode="json")
+    del saved["gradient_checkpointing"]  # as train_config.yaml was written before the setting
+    (tmp_path / "train_config.yaml").write_text(yaml.safe_dump(saved))
+    (tmp_path / "train_summary.json").write_text('{"steps": 3}')
+    assert _check_out_dir(tmp_path, config) == {"steps": 3}
+    with pytest.raises(PersonaguardError, match=r"different settings \(gradient_checkpointing\)"):
+        _check_out_dir(tmp_path, config.model_copy(update={"gradient_checkpointing": True}))
 
 
 @pytest.mark.slow

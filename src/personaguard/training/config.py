@@ -32,6 +32,9 @@ class TrainConfig(BaseModel):
     ablate: str | None = Field(None, description="VECTORS:LAYER, project the direction out while training")
     monitor: list[str] = Field([], description="VECTORS:LAYER to log projections of (live drift)")
     monitor_every: int = Field(10, ge=1, description="optimizer steps between monitor readings")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, more time"
+    )
     seed: int = 0
     dtype: str = Field("auto", pattern="^(auto|bfloat16|float16|float32)$")
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")

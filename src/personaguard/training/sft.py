@@ -99,8 +99,10 @@ def _check_out_dir(out: Path, config: TrainConfig) -> dict[str, Any] | None:
     """The finished summary if this exact run is done; refuses a dir holding another run."""
     saved = out / "train_config.yaml"
     if saved.is_file():
-        previous = yaml.safe_load(saved.read_text())
         current = config.model_dump(mode="json")
+        # A setting added since that run was saved counts as its default, so old runs still resume.
+        defaults = TrainConfig(model=config.model, data=config.data).model_dump(mode="json")
+        previous = {**defaults, **yaml.safe_load(saved.read_text())}
         if previous != current:
             changed = sorted(k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k))
             raise PersonaguardError(
@@ -183,6 +185,12 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
     dtype = fast_dtype(device) if config.dtype == "auto" else getattr(torch, config.dtype)
     torch.manual_seed(config.seed)  # LoRA init
     base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if config.gradient_checkpointing:  # non-reentrant: the frozen embeddings need no grad hook
+        kwargs = {"use_reentrant": False}
+        if hasattr(base, "activation_checkpointing_enable"):  # newer transformers renamed it
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
