@@ -57,7 +57,10 @@ class AssistantLoss(torch.nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
         base = self.model.get_base_model()
-        hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        decoder = base.get_decoder()  # no KV cache: nothing is decoded after a training forward
+        hidden = decoder(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
         targets = labels[:, 1:]
         keep = targets != IGNORE
         logits = base.get_output_embeddings()(hidden[:, :-1][keep])
