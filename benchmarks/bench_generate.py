@@ -8,6 +8,11 @@ tokens per second for each, the ratio, and how many replies are identical.
 
     python benchmarks/bench_generate.py [--model bundled:smollm2-135m] [--prompts 32]
                                         [--max-new-tokens 64] [--batch-size 16] [--repeats 2]
+
+``--scaling`` instead prints what a decode step costs in personaguard's loop alone: ms per step at
+1, 4, 16 and 64 rows in float32 and bfloat16 (32 new tokens, after a short warm-up), and the
+share of a float32 batch-16 generation that ``torch.profiler`` puts in ``aten::mm``. The README
+explains the ratio above with these figures.
 """
 
 from __future__ import annotations
@@ -43,6 +48,34 @@ def hf_generate(engine, prompts, max_new_tokens: int, batch_size: int) -> list[s
     return texts
 
 
+def scaling(model: str, prompts: list) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    from personaguard.models import load_model
+
+    for dtype in ("float32", "bfloat16"):
+        for rows in (1, 4, 16, 64):
+            engine = load_model(f"{model}#batch_size={rows},dtype={dtype}")
+            batch = prompts[:rows]
+            engine.generate(batch, max_new_tokens=4)  # warm-up
+            start = time.perf_counter()
+            texts = engine.generate(batch, max_new_tokens=32)
+            seconds = time.perf_counter() - start
+            produced = sum(len(engine.encode(t)) for t in texts)
+            print(
+                f"{dtype:8s} {rows:3d} rows: {1000 * seconds / 32:6.1f} ms/step, "
+                f"{produced / seconds:7.1f} new tokens/s ({produced} tokens in {seconds:.2f} s)"
+            )
+    engine = load_model(f"{model}#batch_size=16,dtype=float32")
+    engine.generate(prompts[:16], max_new_tokens=4)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        engine.generate(prompts[:16], max_new_tokens=32)
+    ops = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in ops)
+    mm = sum(e.self_cpu_time_total for e in ops if e.key == "aten::mm")
+    print(f"float32, 16 rows: aten::mm is {100 * mm / total:.1f} % of self CPU time under torch.profiler")
+
+
 def main() -> None:
     from personaguard.models import load_model
     from personaguard.persona.dataset import build_persona_dataset
@@ -53,9 +86,13 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--scaling", action="store_true", help="ms per decode step by rows and dtype")
     args = parser.parse_args()
-    rows = build_persona_dataset("neutral", "heldout")[: args.prompts]
+    rows = build_persona_dataset("neutral", "heldout")[: max(args.prompts, 64 if args.scaling else 0)]
     prompts = [[m for m in row["messages"] if m["role"] != "assistant"][:1] for row in rows]
+    if args.scaling:
+        scaling(args.model, prompts)
+        return
     engine = load_model(f"{args.model}#batch_size={args.batch_size}")
     print(
         f"{args.model}, {engine.dtype}, {len(prompts)} prompts, batch {args.batch_size}, "
