@@ -8,7 +8,7 @@ the HTML report cannot disagree.
 
 import sys
 
-from personaguard.persona.warmth import summarise
+from personaguard.persona.warmth import paired_shift
 from personaguard.report import metrics
 from personaguard.report.collect import collect
 from personaguard.report.tables import delta_cell as cell
@@ -19,15 +19,6 @@ def ratio(a):
     if not a or missing(a["value"]):
         return "n/a"
     return f"{a['value']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}]"
-
-
-def paired_warmth(a, b):
-    """Mean warmth difference over prompts both variants answered."""
-    if not a.warmth or not b.warmth:
-        return None
-    theirs = {s["prompt"]: s["warmth"] for s in b.warmth["samples"]}
-    diffs = [s["warmth"] - theirs[s["prompt"]] for s in a.warmth["samples"] if s["prompt"] in theirs]
-    return summarise(diffs) | {"n": len(diffs)} if diffs else None
 
 
 def main(study: str) -> None:
@@ -47,10 +38,13 @@ def main(study: str) -> None:
             + " | ".join(pct_ci(rates[m.key]) if rates[m.key] else "n/a" for m in keys)
             + " |"
         )
-    print(f"\n### Paired change vs {base.name}, pp [Tango 95% CI, clustered by item]\n")
+    print(
+        f"\n### Paired change vs {base.name}, pp [Tango 95% CI and sign-flip p, clustered by item; "
+        "Holm over the table, * survives]\n"
+    )
     print("| view | measure | " + " | ".join(v.name for v in others) + " |")
     print("|---|---|" + "---|" * len(others))
-    deltas = {v.name: metrics.deltas_vs_base(base, v) for v in others}
+    deltas = metrics.delta_table(base, others)
     for m in sorted(keys, key=lambda m: m.view != "standard"):
         print(f"| {m.view} | {m.label} | " + " | ".join(cell(deltas[v.name][m.key]) for v in others) + " |")
     warm = next((v for v in others if v.name == "warm"), None)
@@ -59,7 +53,7 @@ def main(study: str) -> None:
         print("\n### Paired change vs the warm adapter, pp (the low-agreeableness fix, warm and reliable)\n")
         print("| view | measure | " + " | ".join(v.name for v in rivals) + " |")
         print("|---|---|" + "---|" * len(rivals))
-        vs_warm = {v.name: metrics.deltas_vs_base(warm, v) for v in rivals}
+        vs_warm = metrics.delta_table(warm, rivals)
         for m in sorted(keys, key=lambda m: m.view != "standard"):
             print(
                 f"| {m.view} | {m.label} | " + " | ".join(cell(vs_warm[v.name][m.key]) for v in rivals) + " |"
@@ -87,8 +81,8 @@ def main(study: str) -> None:
     print("|---|---|---|---|")
     for v in others:
         for other in (base, *(o for o in others if o.name == "warm" and o is not v)):
-            d = paired_warmth(v, other)
-            if d:
+            d = paired_shift(other.warmth, v.warmth) if v.warmth and other.warmth else None
+            if d and d["n"]:
                 ci = f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}]"
                 print(f"| {v.name} | {other.name} | {ci} | {d['n']} |")
 

@@ -97,3 +97,15 @@ def test_pooled_framings_are_clustered_by_request():
 
 FRAMINGS = ["grief", "friendship", "flattery", "authority", "desperation", "roleplay"]
 ROLES.update({f: "framing" for f in FRAMINGS})
+
+
+def test_delta_table_applies_holm_over_every_cell_of_every_variant():
+    other = variant("other", contextual={("factual", "neutral"): items(1, 1, 1, 0)})
+    table = metrics.delta_table(BASE, [WARM, other])
+    cells = [d for by_metric in table.values() for d in by_metric.values() if d]
+    tested = [d for d in cells if d["p"] is not None]
+    assert len(cells) == 5 and len(tested) >= 4  # warm: neutral, sad, direct, social; other: neutral
+    smallest = min(tested, key=lambda d: d["p"])
+    # Holm's first step multiplies the smallest p by the family size: all variants' tests, not one column's
+    assert smallest["p_holm"] == pytest.approx(min(1.0, smallest["p"] * len(tested)))
+    assert all(d["p_holm"] >= d["p"] for d in tested)

@@ -81,3 +81,13 @@ def with_holm(deltas: list[dict[str, Any] | None]) -> list[dict[str, Any] | None
     """Add ``p_holm`` (Holm over this list, one family) to each delta dict."""
     adjusted = stats.holm([d["p"] if d else None for d in deltas])
     return [None if d is None else {**d, "p_holm": p} for d, p in zip(deltas, adjusted, strict=True)]
+
+
+def holm_grid(grid: dict[str, list[dict[str, Any] | None]]) -> dict[str, list[dict[str, Any] | None]]:
+    """Holm over every cell of a table (one family), keeping the {column: [cells]} shape."""
+    flat = with_holm([d for cells in grid.values() for d in cells])
+    out, k = {}, 0
+    for name, cells in grid.items():
+        out[name] = flat[k : k + len(cells)]
+        k += len(cells)
+    return out

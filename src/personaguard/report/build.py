@@ -74,16 +74,6 @@ def _warmth_shift_cell(base: Variant, v: Variant) -> str:
     return describe_shift(paired_shift(base.warmth, v.warmth))
 
 
-def _holm_grid(grid: dict[str, list[dict[str, Any] | None]]) -> dict[str, list[dict[str, Any] | None]]:
-    """Holm over every cell of a table (one family), keeping the {column: [cells]} shape."""
-    flat = pairing.with_holm([d for cells in grid.values() for d in cells])
-    out, k = {}, 0
-    for name, cells in grid.items():
-        out[name] = flat[k : k + len(cells)]
-        k += len(cells)
-    return out
-
-
 def _colours(data: ReportData) -> dict[str, str]:
     return plots.palette([v.name for v in data.variants])
 
@@ -126,9 +116,7 @@ def detection_gap_section(data: ReportData) -> Section:
         section.intro += " Only one model was given, so there is nothing to compare."
         return section
     ordered = sorted(metrics.METRICS, key=lambda m: m.view != "standard")
-    raw = {v.name: metrics.deltas_vs_base(data.base, v) for v in others}
-    columns = _holm_grid({n: [d[m.key] for m in ordered] for n, d in raw.items()})
-    deltas = {n: {m.key: cells[i] for i, m in enumerate(ordered)} for n, cells in columns.items()}
+    deltas = metrics.delta_table(data.base, others)
     section.tables.append(
         Table(
             ["view", "measure"] + [f"{n}: Δ pp [95% CI]" for n in deltas],
@@ -332,7 +320,7 @@ def safety_section(data: ReportData) -> Section:
     base_jb = data.base.errors("jailbreak")
     keys = _ordered(data, "jailbreak", {k for v in data.variants for k in v.errors("jailbreak")})
     others = [v for v in data.variants if v is not data.base]
-    deltas = _holm_grid(
+    deltas = pairing.holm_grid(
         {
             v.name: [
                 as_dict(pairing.delta(base_jb.get(k, {}), v.errors("jailbreak").get(k, {}))) for k in keys

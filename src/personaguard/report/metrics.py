@@ -105,6 +105,16 @@ def deltas_vs_base(base: Variant, variant: Variant) -> dict[str, dict[str, Any] 
     return {m.key: paired(outcomes(base, m), outcomes(variant, m)) for m in METRICS}
 
 
+def delta_table(base: Variant, variants: list[Variant]) -> dict[str, dict[str, dict[str, Any] | None]]:
+    """Every variant's deltas against ``base`` as one table, {variant: {metric: delta}}, with Holm over
+    all its cells: the family a reader scans for "which changes are real"."""
+    grid = {v.name: list(deltas_vs_base(base, v).values()) for v in variants}
+    return {
+        name: {m.key: d for m, d in zip(METRICS, cells, strict=True)}
+        for name, cells in pairing.holm_grid(grid).items()
+    }
+
+
 def amplification(base: Variant, variant: Variant, condition: str) -> dict[str, Any] | None:
     """The paper's amplification over pooled banks: delta under ``condition`` / delta under neutral."""
     b, t = base.runs.get("contextual"), variant.runs.get("contextual")
