@@ -1,6 +1,8 @@
-"""Print the tables of docs/RESULTS.md from a study directory (``personaguard demo --profile full``).
+"""Print the tables of docs/RESULTS.md from a study directory (``personaguard demo --profile full``),
+or from audit runs given as NAME=DIR, the first being the base.
 
 python docs/gen_results.py runs/full
+python docs/gen_results.py base=runs/epoch15/base/contextual warm=runs/epoch15/warm-audit/contextual
 
 Every number comes from the study's audit runs through the report's own metrics, so RESULTS.md and
 the HTML report cannot disagree.
@@ -21,8 +23,8 @@ def ratio(a):
     return f"{a['value']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}]"
 
 
-def main(study: str) -> None:
-    data = collect([study])
+def main(args: list[str]) -> None:
+    data = collect(dict(a.split("=", 1) for a in args) if "=" in args[0] else args)
     base = data.base
     others = [v for v in data.variants if v is not base]
     print("### Rates (pooled over banks, Wilson 95% CI)\n")
@@ -88,4 +90,4 @@ def main(study: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])
