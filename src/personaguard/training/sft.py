@@ -158,6 +158,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
     from accelerate import Accelerator
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     silence_known_warnings()  # transformers' and PEFT's known deprecation notices
     spec = parse_spec(config.model)
@@ -187,6 +188,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> dict[s
     device = str(accelerator.device)
     dtype = fast_dtype(device) if config.dtype == "auto" else getattr(torch, config.dtype)
     torch.manual_seed(config.seed)  # LoRA init
+    hf_logging.disable_progress_bar()  # transformers' weight-loading bar; ours is the one to read
     base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     if config.gradient_checkpointing:  # non-reentrant: the frozen embeddings need no grad hook
         kwargs = {"use_reentrant": False}
