@@ -812,7 +812,7 @@ def serve(
 def demo(
     out: Annotated[Path, typer.Option(help="Where the study and its report go")] = Path("runs/demo"),
     profile: Annotated[
-        str, typer.Option(help="quick (minutes) | full (about two hours) | a YAML path")
+        str, typer.Option(help="quick (minutes) | full (about an hour) | a YAML path")
     ] = "quick",
     base: Annotated[
         str | None, typer.Option(help="Base model spec (local); default: the profile's own")
