@@ -24,7 +24,10 @@ def ratio(a):
 
 
 def main(args: list[str]) -> None:
-    data = collect(dict(a.split("=", 1) for a in args) if "=" in args[0] else args)
+    named = [a for a in args if "=" in a]
+    if not args or (named and len(named) != len(args)):
+        sys.exit("usage: python docs/gen_results.py STUDY_DIR | NAME=RUN_DIR NAME=RUN_DIR ...")
+    data = collect(dict(a.split("=", 1) for a in args) if named else args)
     base = data.base
     others = [v for v in data.variants if v is not base]
     print("### Rates (pooled over banks, Wilson 95% CI)\n")
